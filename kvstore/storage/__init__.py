@@ -1,0 +1,1 @@
+"""Durable storage: the write-ahead log, snapshot files and the MVCC state machine."""
