@@ -12,6 +12,24 @@ PYTHON = (
     "@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b"
 )
 
+# Terraform CLI, for `terraform fmt -check` in lint.
+TERRAFORM = (
+    "docker.io/hashicorp/terraform:1.11.3"
+    "@sha256:c2c17884347f9b5f3d71067a3ef1fb736f748979f89b35a2e4b5225735e7fe01"
+)
+
+# Helm CLI, for `helm lint` of the chart.
+HELM = (
+    "docker.io/alpine/helm:3.17.3"
+    "@sha256:d899e6316789fec04ee95300a18e454b7942539cbb3d89bde3e0655d6ca2e895"
+)
+
+# actionlint, for the GitHub Actions workflows.
+ACTIONLINT = (
+    "docker.io/rhysd/actionlint:1.7.12"
+    "@sha256:b1934ee5f1c509618f2508e6eb47ee0d3520686341fec936f3b79331f9315667"
+)
+
 
 def with_mirror(reference: str, mirror: str) -> str:
     """Rewrite ``reference`` to pull from ``mirror`` (a registry host plus optional path).
