@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from kvstore_ci import delivery_cli
 from kvstore_ci.main import KvstoreCi
 
 
@@ -20,7 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kvstore_ci")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("functions", help="list the module's functions")
+    delivery_cli.add_commands(commands)
     args = parser.parse_args(argv)
+    if args.command in delivery_cli.COMMANDS:
+        return delivery_cli.run(args)
     if args.command == "functions":
         sys.stdout.write("\n".join(function_names()) + "\n")
     return 0
