@@ -44,6 +44,11 @@ class PeerStub:
                 request_serializer=kvstorepb_dot_internal__pb2.ForwardRequest.SerializeToString,
                 response_deserializer=kvstorepb_dot_internal__pb2.ForwardResponse.FromString,
                 _registered_method=True)
+        self.Members = channel.unary_unary(
+                '/kvstorepb.Peer/Members',
+                request_serializer=kvstorepb_dot_internal__pb2.MembersRequest.SerializeToString,
+                response_deserializer=kvstorepb_dot_internal__pb2.MembersResponse.FromString,
+                _registered_method=True)
 
 
 class PeerServicer:
@@ -63,6 +68,13 @@ class PeerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Members(self, request, context):
+        """The cluster id and member list, for a member joining with --initial-cluster-state existing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +87,11 @@ def add_PeerServicer_to_server(servicer, server):
                     servicer.Forward,
                     request_deserializer=kvstorepb_dot_internal__pb2.ForwardRequest.FromString,
                     response_serializer=kvstorepb_dot_internal__pb2.ForwardResponse.SerializeToString,
+            ),
+            'Members': grpc.unary_unary_rpc_method_handler(
+                    servicer.Members,
+                    request_deserializer=kvstorepb_dot_internal__pb2.MembersRequest.FromString,
+                    response_serializer=kvstorepb_dot_internal__pb2.MembersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +148,33 @@ class Peer:
             '/kvstorepb.Peer/Forward',
             kvstorepb_dot_internal__pb2.ForwardRequest.SerializeToString,
             kvstorepb_dot_internal__pb2.ForwardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Members(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvstorepb.Peer/Members',
+            kvstorepb_dot_internal__pb2.MembersRequest.SerializeToString,
+            kvstorepb_dot_internal__pb2.MembersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,8 @@ class PeerStub:
     """Deliver Raft messages to this member."""
     Forward: _grpc.UnaryUnaryMultiCallable[_internal_pb2.ForwardRequest, _internal_pb2.ForwardResponse]
     """Run a write or leader-only operation on this member, which should be the leader."""
+    Members: _grpc.UnaryUnaryMultiCallable[_internal_pb2.MembersRequest, _internal_pb2.MembersResponse]
+    """The cluster id and member list, for a member joining with --initial-cluster-state existing."""
 
 @_typing.type_check_only
 class PeerAsyncStub(PeerStub):
@@ -46,6 +48,8 @@ class PeerAsyncStub(PeerStub):
     """Deliver Raft messages to this member."""
     Forward: _aio.UnaryUnaryMultiCallable[_internal_pb2.ForwardRequest, _internal_pb2.ForwardResponse]  # type: ignore[assignment]
     """Run a write or leader-only operation on this member, which should be the leader."""
+    Members: _aio.UnaryUnaryMultiCallable[_internal_pb2.MembersRequest, _internal_pb2.MembersResponse]  # type: ignore[assignment]
+    """The cluster id and member list, for a member joining with --initial-cluster-state existing."""
 
 class PeerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -63,5 +67,13 @@ class PeerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_internal_pb2.ForwardResponse, _abc.Awaitable[_internal_pb2.ForwardResponse]]:
         """Run a write or leader-only operation on this member, which should be the leader."""
+
+    @_abc_1.abstractmethod
+    def Members(
+        self,
+        request: _internal_pb2.MembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_internal_pb2.MembersResponse, _abc.Awaitable[_internal_pb2.MembersResponse]]:
+        """The cluster id and member list, for a member joining with --initial-cluster-state existing."""
 
 def add_PeerServicer_to_server(servicer: PeerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
