@@ -1,0 +1,251 @@
+"""``DiskStorage``: the durable ``LogStorage`` the server hands to the Raft core.
+
+It keeps the log in memory for the core's reads and makes every change durable through
+the write-ahead log (``<data dir>/wal``) and snapshot files (``<data dir>/snap``) before the
+write method returns (when asked to sync). Reads raise the core's own errors
+(``kvstore.raft.errors.CompactedError``/``UnavailableError``) exactly as
+``kvstore.raft.MemoryStorage`` does, so the core cannot tell the two apart.
+
+The driver, for each ``Ready``, in this order:
+
+1. ``apply_snapshot(rd.snapshot)`` if there is one (file, then WAL marker, both synced);
+2. ``save(rd.hard_state, rd.entries, must_sync=rd.must_sync)``: entries then hard state
+   are appended as one batch and fsynced before ``save`` returns;
+3. only then send ``rd.messages``.
+
+Because step 3 starts after step 2 returned, a vote (or an append acknowledgement) can
+never leave the node before the hard state (or entries) it depends on is on disk: a crash
+at any point either loses the message too, or finds the vote on restart.
+
+Not thread-safe: one driver thread owns it (the WAL underneath is thread-safe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from kvstore.raft.errors import CompactedError, SnapshotOutOfDateError, UnavailableError
+from kvstore.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
+from kvstore.raft.util import limit_size
+
+from .snapshotter import DEFAULT_KEEP, Snapshotter
+from .wal import DEFAULT_SEGMENT_SIZE, Replay, Wal
+
+WAL_DIR = "wal"
+SNAP_DIR = "snap"
+
+
+class DiskStorage:
+    """A durable Raft log. Open with :meth:`open`."""
+
+    def __init__(self, wal: Wal, snapshotter: Snapshotter, snap: Snapshot, replay: Replay) -> None:
+        self._wal = wal
+        self._snapshotter = snapshotter
+        self._snapshot = snap
+        md = snap.metadata
+        # _ents[0] stands for the snapshot: its index and term, no data. Entries follow it.
+        self._ents: list[Entry] = [Entry(term=md.term, index=md.index), *replay.entries]
+        hs = replay.hard_state
+        if hs.commit < md.index:
+            # A snapshot only ever holds committed state; the commit index recorded before
+            # the snapshot's WAL marker may lag it after a crash between the two.
+            hs = replace(hs, commit=md.index)
+        self._hard_state = hs
+        self.recovered = replay
+        """What the WAL replay found (metadata, whether a torn tail was cut)."""
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path | str,
+        *,
+        conf_state: ConfState | None = None,
+        metadata: bytes = b"",
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        keep_snapshots: int = DEFAULT_KEEP,
+        fsync_observer: Callable[[float], None] | None = None,
+    ) -> DiskStorage:
+        """Open (or create) the storage under ``data_dir`` and recover it.
+
+        ``conf_state`` is the bootstrap membership, used only while no snapshot exists.
+        ``metadata`` is stored in a new log (the server keeps node and cluster ids there)
+        and available afterwards as :attr:`metadata`. Raises
+        ``kvstore.storage.errors.CorruptionError`` for damage recovery must not hide.
+        """
+        root = Path(data_dir)
+        snapshotter = Snapshotter(root / SNAP_DIR, keep=keep_snapshots)
+        snap = snapshotter.load_newest()
+        if snap is None:
+            snap = Snapshot(SnapshotMetadata(conf_state=conf_state or ConfState()))
+        wal, replay = Wal.open(
+            root / WAL_DIR,
+            base_index=snap.metadata.index,
+            metadata=metadata,
+            segment_size=segment_size,
+            fsync_observer=fsync_observer,
+        )
+        return cls(wal, snapshotter, snap, replay)
+
+    # -- LogStorage ---------------------------------------------------------------------
+
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        """The persisted hard state and the membership of the latest snapshot."""
+        return self._hard_state, self._snapshot.metadata.conf_state
+
+    def entries(self, lo: int, hi: int, max_size: int) -> list[Entry]:
+        """Entries ``[lo, hi)`` within ``max_size`` bytes (at least one).
+
+        Raises CompactedError if ``lo`` is below ``first_index()``; UnavailableError if
+        ``hi`` is beyond ``last_index() + 1``.
+        """
+        offset = self._ents[0].index
+        if lo <= offset:
+            raise CompactedError(f"index {lo} is compacted (first index {offset + 1})")
+        if hi > self.last_index() + 1:
+            raise UnavailableError(f"entries up to {hi - 1} requested, last is {self.last_index()}")
+        return limit_size(self._ents[lo - offset : hi - offset], max_size)
+
+    def term(self, index: int) -> int:
+        """The term of entry ``index`` (``first_index() - 1 <= index <= last_index()``).
+
+        Raises CompactedError below that range and UnavailableError above it.
+        """
+        offset = self._ents[0].index
+        if index < offset:
+            raise CompactedError(f"index {index} is compacted")
+        if index - offset >= len(self._ents):
+            raise UnavailableError(f"index {index} is beyond the last index {self.last_index()}")
+        return self._ents[index - offset].term
+
+    def first_index(self) -> int:
+        """The first index still held (one past the compaction point)."""
+        return self._ents[0].index + 1
+
+    def last_index(self) -> int:
+        """The last index (the snapshot's when no entry follows it)."""
+        return self._ents[0].index + len(self._ents) - 1
+
+    def snapshot(self) -> Snapshot:
+        """The most recent snapshot saved or applied."""
+        return self._snapshot
+
+    # -- writes (driver side) -------------------------------------------------------------
+
+    @property
+    def hard_state(self) -> HardState:
+        """The hard state last saved."""
+        return self._hard_state
+
+    @property
+    def metadata(self) -> bytes:
+        """The metadata stored when the log was created."""
+        return self._wal.metadata
+
+    @property
+    def wal(self) -> Wal:
+        """The write-ahead log underneath (for metrics and group-commit callers)."""
+        return self._wal
+
+    def save(self, hard_state: HardState | None, entries: Sequence[Entry], must_sync: bool) -> None:
+        """Persist ``entries`` (overwriting any conflicting suffix) and then ``hard_state``;
+        fsync before returning when ``must_sync``.
+
+        Entries at or below the snapshot index are skipped (already covered). Raises
+        UnavailableError if the entries would leave a gap after the last index.
+        """
+        first = self.first_index()
+        ents = list(entries)
+        if ents and ents[0].index < first:
+            ents = ents[max(0, first - ents[0].index) :]
+        offset = self._ents[0].index
+        if ents and ents[0].index - offset > len(self._ents):
+            raise UnavailableError(
+                f"missing log entries: last {self.last_index()}, appending at {ents[0].index}"
+            )
+        if hard_state == self._hard_state:
+            hard_state = None
+        if not ents and hard_state is None:
+            if must_sync:
+                self._wal.sync()
+            return
+        self._wal.save(hard_state, ents, sync=must_sync)
+        if ents:
+            del self._ents[ents[0].index - offset :]
+            self._ents.extend(ents)
+        if hard_state is not None:
+            self._hard_state = hard_state
+
+    def sync(self) -> int:
+        """Fsync everything saved so far; returns the durable LSN."""
+        return self._wal.sync()
+
+    def apply_snapshot(self, snap: Snapshot) -> None:
+        """Replace the whole log by a leader's snapshot, durably.
+
+        Order: the snapshot file (atomic, synced), then a reset marker in the WAL (synced),
+        then the release of segments the snapshot covers. A crash before the marker leaves
+        an extra snapshot file that recovery may use (it is committed state); a crash after
+        it replays the reset. Raises SnapshotOutOfDateError if not newer than the current.
+        """
+        md = snap.metadata
+        if md.index <= self._snapshot.metadata.index:
+            raise SnapshotOutOfDateError(
+                f"snapshot at {md.index} is not newer than {self._snapshot.metadata.index}"
+            )
+        self._snapshotter.save(snap)
+        self._wal.append_snapshot(md.index, md.term, reset=True)
+        self._wal.sync()
+        self._snapshot = snap
+        self._ents = [Entry(term=md.term, index=md.index)]
+        if self._hard_state.commit < md.index:
+            self._hard_state = replace(self._hard_state, commit=md.index)
+        self._wal.release_to(md.index)
+
+    def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:
+        """Save a snapshot of the state machine at applied ``index`` durably, and delete
+        the WAL segments it covers. The in-memory log is kept; :meth:`compact` drops it.
+
+        Raises SnapshotOutOfDateError if ``index`` is not after the current snapshot and
+        UnavailableError if it is beyond the last index.
+        """
+        if index <= self._snapshot.metadata.index:
+            raise SnapshotOutOfDateError(f"snapshot at {index} is not newer")
+        if index > self.last_index():
+            raise UnavailableError(f"snapshot index {index} is beyond the last index")
+        term = self._ents[index - self._ents[0].index].term
+        snap = Snapshot(SnapshotMetadata(index, term, conf_state), data)
+        self._snapshotter.save(snap)
+        self._wal.append_snapshot(index, term, reset=False)
+        self._wal.sync()
+        self._snapshot = snap
+        self._wal.release_to(index)
+        return snap
+
+    def compact(self, compact_index: int) -> None:
+        """Drop the in-memory entries up to ``compact_index``.
+
+        A snapshot at or after ``compact_index`` must exist (on restart the log starts
+        after the newest snapshot anyway), otherwise a follower needing the dropped
+        entries could only be sent an older snapshot that does not cover them. Raises
+        CompactedError if already compacted that far, UnavailableError if beyond the last
+        index or the latest snapshot.
+        """
+        offset = self._ents[0].index
+        if compact_index <= offset:
+            raise CompactedError(f"index {compact_index} is already compacted")
+        if compact_index > self.last_index():
+            raise UnavailableError(f"compact index {compact_index} is beyond the last index")
+        if compact_index > self._snapshot.metadata.index:
+            raise UnavailableError(
+                f"compact index {compact_index} is beyond the latest snapshot "
+                f"{self._snapshot.metadata.index}"
+            )
+        i = compact_index - offset
+        head = Entry(term=self._ents[i].term, index=self._ents[i].index)
+        self._ents = [head, *self._ents[i + 1 :]]
+
+    def close(self) -> None:
+        """Sync and close the WAL."""
+        self._wal.close()
