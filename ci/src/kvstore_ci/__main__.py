@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kvstore_ci import delivery_cli
+from kvstore_ci import delivery_cli, dryrun
 from kvstore_ci.main import KvstoreCi
 
 
@@ -18,9 +18,13 @@ def function_names() -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one engine-free command of the module."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["plan"]:  # takes `dagger call`-style flags, so it parses its own
+        return dryrun.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m kvstore_ci")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("functions", help="list the module's functions")
+    commands.add_parser("plan", help="print a function's pipeline without an engine")
     delivery_cli.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command in delivery_cli.COMMANDS:

@@ -42,3 +42,15 @@ def with_mirror(reference: str, mirror: str) -> str:
         return reference
     _host, _, path = reference.partition("/")
     return f"{mirror.rstrip('/')}/{path}"
+
+
+def registry_host(address: str) -> str:
+    """The registry host of an image address, as ``docker push`` reads it.
+
+    The first path component is a registry when it looks like a host (has a dot or a
+    port, or is ``localhost``); otherwise the address is on Docker Hub.
+    """
+    first, sep, _rest = address.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"

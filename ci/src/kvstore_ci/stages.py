@@ -1,0 +1,250 @@
+"""The containers of the lint, test, build and publish stages, built lazily.
+
+Nothing here runs anything: each function returns lazy Dagger objects that
+:mod:`kvstore_ci.main` awaits and that ``python -m kvstore_ci plan`` prints. Images come
+from a caller-supplied ``image`` function so the module's ``mirror`` applies everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import anyio
+import dagger
+from dagger import dag
+
+from kvstore_ci import images
+from kvstore_ci.reports import (
+    CheckResult,
+    StageFailed,
+    failing_tests,
+    summary,
+    test_failure_message,
+)
+
+__all__ = [
+    "CHART_DIR",
+    "DEFAULT_TEST_SELECTION",
+    "JUNIT_REPORT",
+    "OCI_LABEL",
+    "SOURCE_IGNORE",
+    "TERRAFORM_DIR",
+    "Check",
+    "image_build",
+    "image_labels",
+    "lint_checks",
+    "python_dev",
+    "revision_tag",
+    "run_checks",
+    "run_tests",
+    "test_run",
+    "with_auth",
+]
+
+Image = Callable[[str], dagger.Container]
+
+# Paths inside the stage containers and inside the repository.
+SRC = "/src"
+PIP_CACHE = "/root/.cache/pip"
+MYPY_CACHE = "/cache/mypy"
+DEFAULT_TEST_SELECTION = "not docker and not engine"
+JUNIT_REPORT = "/tmp/test-results/junit.xml"  # noqa: S108 - a path inside the test container
+TERRAFORM_DIR = "deploy/terraform"
+CHART_DIR = "deploy/kubernetes/charts/kvstore"
+TYPED_PATHS = ("kvstore", "ci/src", "tests")
+YAML_PATHS = (".github", "deploy/kubernetes")
+
+# Never part of a stage's input: local environments, caches and build output.
+SOURCE_IGNORE = [
+    ".git",
+    ".venv",
+    ".tools",
+    "**/__pycache__",
+    "**/.pytest_cache",
+    "**/.mypy_cache",
+    "**/.ruff_cache",
+    "**/.terraform",
+    "test-results",
+    "dist",
+    "build",
+]
+
+# The OCI annotation keys the image carries (opencontainers image-spec, annotations.md).
+OCI_LABEL = "org.opencontainers.image."
+
+
+@dataclass(frozen=True)
+class Check:
+    """One lint tool: its name, the exact command, and the container that runs it."""
+
+    name: str
+    command: tuple[str, ...]
+    container: dagger.Container
+
+
+def python_dev(image: Image, source: dagger.Directory) -> dagger.Container:
+    """The pinned Python image with the project and its dev tools installed.
+
+    pip's download and wheel cache is a cache volume, so a changed source reinstalls from
+    local wheels instead of the network.
+    """
+    return (
+        image(images.PYTHON)
+        .with_mounted_cache(PIP_CACHE, dag.cache_volume("kvstore-pip"))
+        .with_env_variable("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .with_env_variable("PIP_ROOT_USER_ACTION", "ignore")
+        .with_directory(SRC, source)
+        .with_workdir(SRC)
+        .with_exec(
+            [
+                "pip",
+                "install",
+                "--constraint",
+                "constraints.txt",
+                "--editable",
+                ".[dev]",
+                "--editable",
+                "./ci",
+            ]
+        )
+    )
+
+
+def _check(container: dagger.Container, name: str, *command: str) -> Check:
+    ran = container.with_exec(list(command), expect=dagger.ReturnType.ANY)
+    return Check(name=name, command=command, container=ran)
+
+
+def lint_checks(image: Image, source: dagger.Directory) -> list[Check]:
+    """Every lint tool, each in its pinned container, none stopping the others."""
+    dev = python_dev(image, source)
+    typed = dev.with_mounted_cache(MYPY_CACHE, dag.cache_volume("kvstore-mypy"))
+    terraform = image(images.TERRAFORM).with_directory(SRC, source.directory(TERRAFORM_DIR))
+    helm = image(images.HELM).with_directory(SRC, source.directory(CHART_DIR))
+    # actionlint finds the workflows from the repository root, which it recognises by .git.
+    actionlint = (
+        image(images.ACTIONLINT)
+        .with_directory(f"{SRC}/.github", source.directory(".github"))
+        .with_directory(f"{SRC}/.git", dag.directory())
+    )
+    return [
+        _check(dev, "ruff-check", "ruff", "check", "--no-cache", "."),
+        _check(dev, "ruff-format", "ruff", "format", "--no-cache", "--check", "."),
+        _check(typed, "mypy", "mypy", "--strict", "--cache-dir", MYPY_CACHE, *TYPED_PATHS),
+        _check(dev, "yamllint", "yamllint", "--strict", *YAML_PATHS),
+        _check(
+            terraform.with_workdir(SRC),
+            "terraform-fmt",
+            "terraform",
+            "fmt",
+            "-check",
+            "-recursive",
+            "-diff",
+            ".",
+        ),
+        _check(helm.with_workdir(SRC), "helm-lint", "helm", "lint", "--strict", "."),
+        _check(actionlint.with_workdir(SRC), "actionlint", "actionlint", "-color=false"),
+    ]
+
+
+def test_run(image: Image, source: dagger.Directory, select: str) -> dagger.Container:
+    """The test suite run (whatever its outcome) with its JUnit report at JUNIT_REPORT."""
+    return python_dev(image, source).with_exec(
+        [
+            "python",
+            "-m",
+            "pytest",
+            "-m",
+            select,
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={JUNIT_REPORT}",
+        ],
+        expect=dagger.ReturnType.ANY,
+    )
+
+
+def image_labels(*, version: str, revision: str, source_url: str, created: str) -> dict[str, str]:
+    """The OCI labels of the store's image; unknown values are left out, never faked."""
+    labels = {
+        "version": version,
+        "revision": revision,
+        "source": source_url,
+        "created": created,
+    }
+    return {OCI_LABEL + key: value for key, value in labels.items() if value}
+
+
+def with_auth(
+    container: dagger.Container, address: str, username: str, password: dagger.Secret
+) -> dagger.Container:
+    """``container`` with credentials for the registry of ``address``, as a secret only."""
+    return container.with_registry_auth(images.registry_host(address), username, password)
+
+
+def image_build(
+    source: dagger.Directory,
+    *,
+    base_image: str,
+    version: str,
+    revision: str,
+    source_url: str,
+    created: str = "",
+) -> dagger.Container:
+    """The store's image from the repository's Dockerfile, labelled (OCI annotations).
+
+    ``base_image`` overrides the Dockerfile's ``BASE_IMAGE`` so the mirror applies to it.
+    """
+    container = source.docker_build(
+        build_args=[
+            dagger.BuildArg(name="BASE_IMAGE", value=base_image),
+            dagger.BuildArg(name="VERSION", value=version or "dev"),
+        ]
+    )
+    labels = image_labels(
+        version=version, revision=revision, source_url=source_url, created=created
+    )
+    for name, value in labels.items():
+        container = container.with_label(name, value)
+    return container
+
+
+async def revision_tag(container: dagger.Container) -> str:
+    """The image's revision label, the default (immutable) tag of a push."""
+    revision = await container.label(OCI_LABEL + "revision")
+    if not revision:
+        raise StageFailed(
+            "no --tag given and the container has no org.opencontainers.image.revision"
+            " label (build it with --revision)"
+        )
+    return revision
+
+
+async def run_checks(stage: str, checks: Sequence[Check]) -> str:
+    """Run every check concurrently; raise one error listing all failures, else the summary."""
+    results: dict[str, CheckResult] = {}
+
+    async def run(check: Check) -> None:
+        code = await check.container.exit_code()
+        output = await check.container.stdout() + await check.container.stderr()
+        results[check.name] = CheckResult(check.name, check.command, code, output)
+
+    async with anyio.create_task_group() as group:
+        for check in checks:
+            group.start_soon(run, check)
+    ordered = [results[c.name] for c in checks]
+    text = summary(stage, ordered)
+    if not all(r.ok for r in ordered):
+        raise StageFailed(text)
+    return text
+
+
+async def run_tests(ran: dagger.Container) -> dagger.File:
+    """The JUnit report of a finished test run; an error naming the failures if it failed."""
+    code = await ran.exit_code()
+    report = ran.file(JUNIT_REPORT)
+    if code != 0:
+        failing = failing_tests(await report.contents())
+        raise StageFailed(test_failure_message(code, failing))
+    return report
