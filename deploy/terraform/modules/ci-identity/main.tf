@@ -1,22 +1,24 @@
-# An IAM role for one GitHub Actions deployment: only an OIDC token issued for this
-# repository, this GitHub environment and this branch can assume it.
-#
-# AWS only evaluates the sub and aud claims of GitHub's tokens, and the default sub of a
-# job with an environment (repo:<owner>/<repo>:environment:<env>) does not name the
-# branch. The repository's OIDC subject template is therefore customised to include the
-# ref (include_claim_keys = repo, context, ref), which makes the subject
-#   repo:<owner>/<repo>:environment:<env>:ref:refs/heads/<branch>
-# and the trust below matches it exactly (StringEquals, no wildcards).
-# docs/infrastructure.md shows the one API call that sets the template.
+# An IAM role for GitHub Actions that only an OIDC token for this repository and this
+# environment and branch (or, for a read-only plan role, a pull request of the repository)
+# can assume. The subject string and its comparison come from the github-oidc-subject
+# module, which explains the subject format and is tested offline.
 
 locals {
-  issuer  = "token.actions.githubusercontent.com"
-  subject = "repo:${var.github_repository}:environment:${var.github_environment}:ref:refs/heads/${var.branch}"
+  issuer = "token.actions.githubusercontent.com"
+}
+
+module "subject" {
+  source = "../github-oidc-subject"
+
+  github_repository  = var.github_repository
+  github_environment = var.github_environment
+  branch             = var.branch
+  pull_request_plan  = var.pull_request_plan
 }
 
 data "aws_iam_policy_document" "trust" {
   statement {
-    sid     = "GitHubActionsDeploymentOnly"
+    sid     = "GitHubActionsOfThisRepositoryOnly"
     actions = ["sts:AssumeRoleWithWebIdentity"]
 
     principals {
@@ -31,16 +33,16 @@ data "aws_iam_policy_document" "trust" {
     }
 
     condition {
-      test     = "StringEquals"
+      test     = module.subject.condition_test
       variable = "${local.issuer}:sub"
-      values   = [local.subject]
+      values   = [module.subject.subject]
     }
   }
 }
 
 resource "aws_iam_role" "this" {
   name                 = var.role_name
-  description          = "GitHub Actions: ${var.github_repository}, environment ${var.github_environment}, branch ${var.branch}"
+  description          = module.subject.description
   assume_role_policy   = data.aws_iam_policy_document.trust.json
   max_session_duration = var.max_session_duration
   tags                 = var.tags

@@ -9,6 +9,6 @@ output "role_name" {
 }
 
 output "subject" {
-  description = "The exact OIDC subject the trust policy accepts."
-  value       = local.subject
+  description = "The OIDC subject (or, for a plan role, subject pattern) the trust policy accepts."
+  value       = module.subject.subject
 }

@@ -18,34 +18,30 @@ variable "oidc_provider_arn" {
   }
 }
 
+# github_repository, github_environment, branch and pull_request_plan are validated by the
+# github-oidc-subject module, which turns them into the trusted subject.
+
 variable "github_repository" {
   type        = string
   description = "The repository allowed to assume the role, as owner/name."
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$", var.github_repository))
-    error_message = "github_repository must be owner/name, e.g. example-org/kvstore, without wildcards."
-  }
 }
 
 variable "github_environment" {
   type        = string
-  description = "The GitHub environment the deploying job runs in (jobs.<id>.environment); only jobs in it may assume the role."
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9._-]{1,255}$", var.github_environment))
-    error_message = "github_environment must be a GitHub environment name without spaces, : or wildcards."
-  }
+  description = "The GitHub environment the deploying job runs in (jobs.<id>.environment). Null for a pull-request plan role."
+  default     = null
 }
 
 variable "branch" {
   type        = string
-  description = "The branch whose workflow runs may assume the role, e.g. main for production."
+  description = "The branch whose workflow runs may assume the role, e.g. main for production. Null for a pull-request plan role."
+  default     = null
+}
 
-  validation {
-    condition     = can(regex("^[A-Za-z0-9._/-]{1,255}$", var.branch)) && !startswith(var.branch, "refs/")
-    error_message = "branch must be a plain branch name (main, not refs/heads/main), without wildcards."
-  }
+variable "pull_request_plan" {
+  type        = bool
+  description = "Trust pull-request runs of the repository instead of one environment and branch; only for read-only (plan) roles."
+  default     = false
 }
 
 variable "policies" {
