@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from kvstore_ci import affected as affected_module
 
 __all__ = ["add_commands", "run"]
 
-COMMANDS = ("affected",)
+COMMANDS = ("affected", "promote", "rollback")
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,9 +30,27 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     cmd.add_argument("--repo", type=Path, default=Path.cwd(), help="the git checkout")
     cmd.add_argument("--json", action="store_true", help="print {pipeline: bool} as JSON")
 
+    cmd = commands.add_parser("promote", help="write an image digest into an environment")
+    cmd.add_argument("--env", required=True, help="environment name, e.g. staging")
+    cmd.add_argument("--image", required=True, help="image reference, <repository>@sha256:<hex>")
+    cmd.add_argument("--source-revision", required=True, help="git revision it was built from")
+    _git_arguments(cmd)
+
+    cmd = commands.add_parser("rollback", help="revert an environment's last promotion")
+    cmd.add_argument("--env", required=True, help="environment name, e.g. staging")
+    _git_arguments(cmd)
+
+
+def _git_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--remote", required=True, help="git URL of the repository")
+    cmd.add_argument("--branch", required=True, help="the environment's branch")
+    cmd.add_argument("--workdir", type=Path, required=True, help="an empty directory to clone in")
+
 
 def run(args: argparse.Namespace) -> int:
     """Run the delivery command ``args.command``; the exit status is the return value."""
+    if args.command in ("promote", "rollback"):
+        return _promotion(args)
     return _affected(args)
 
 
@@ -46,4 +65,36 @@ def _affected(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(flags, sort_keys=True) + "\n")
     else:
         sys.stdout.write("".join(f"{name}\n" for name in pipelines))
+    return 0
+
+
+def _promotion(args: argparse.Namespace) -> int:
+    from kvstore_ci import promotion  # noqa: PLC0415 - ruamel.yaml only when promoting
+
+    token = os.environ.get("GIT_TOKEN", "")
+    try:
+        if args.command == "promote":
+            repository, digest = promotion.parse_image_reference(args.image)
+            result = promotion.promote_remote(
+                remote=args.remote,
+                branch=args.branch,
+                workdir=args.workdir,
+                env=args.env,
+                digest=digest,
+                source_revision=args.source_revision,
+                repository=repository,
+                token=token,
+            )
+        else:
+            result = promotion.rollback_remote(
+                remote=args.remote,
+                branch=args.branch,
+                workdir=args.workdir,
+                env=args.env,
+                token=token,
+            )
+    except promotion.PromotionError as error:
+        sys.stderr.write(f"{args.command}: {error}\n")
+        return 1
+    sys.stdout.write(json.dumps(result.as_dict(), sort_keys=True) + "\n")
     return 0
