@@ -1,6 +1,6 @@
 """Structured JSON logs: one object per line with the member name and current Raft term.
 
-The term comes from a callable the node installs, so every line, from any module, says which
+The node reports its term with :func:`set_term`, so every line, from any module, says which
 member wrote it and in which term, which is what an operator greps for across a cluster.
 """
 
@@ -10,18 +10,24 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message"}
+
+
+_term = [0]
+
+
+def set_term(term: int) -> None:
+    """Record the member's current Raft term for later log lines."""
+    _term[0] = term
 
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as a JSON object with ``member`` and ``term`` fields."""
 
-    def __init__(self, member: str, term: Callable[[], int]) -> None:
+    def __init__(self, member: str) -> None:
         super().__init__()
         self._member = member
-        self._term = term
 
     def format(self, record: logging.LogRecord) -> str:
         """One JSON line; extra attributes passed with ``extra=`` become fields."""
@@ -31,7 +37,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "member": self._member,
-            "term": self._term(),
+            "term": _term[0],
             "msg": record.getMessage(),
         }
         for key, value in vars(record).items():
@@ -42,10 +48,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, separators=(",", ":"))
 
 
-def configure(member: str, level: str, term: Callable[[], int]) -> None:
+def configure(member: str, level: str) -> None:
     """Send every log record to stderr as JSON."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(member, term))
+    handler.setFormatter(JsonFormatter(member))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -14,7 +14,8 @@ joins the trace of the client request that caused it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -72,18 +73,18 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
-def outgoing_metadata() -> list[tuple[str, str]]:
+def outgoing_metadata() -> tuple[tuple[str, str | bytes], ...]:
     """The current trace context as gRPC metadata."""
     carrier: dict[str, str] = {}
     inject(carrier)
-    return list(carrier.items())
+    return tuple(carrier.items())
 
 
-def context_from_metadata(
-    metadata: Sequence[tuple[str, str | bytes]] | None,
-) -> otel_context.Context:
-    """The trace context carried by incoming gRPC metadata."""
-    carrier = {k: v if isinstance(v, str) else v.decode() for k, v in (metadata or ())}
+def context_from_metadata(metadata: Iterable[Any] | None) -> otel_context.Context:
+    """The trace context carried by incoming gRPC metadata ((key, value) pairs)."""
+    carrier: dict[str, str] = {}
+    for key, value in metadata or ():
+        carrier[str(key)] = value if isinstance(value, str) else bytes(value).decode()
     return extract(carrier)
 
 

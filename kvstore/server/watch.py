@@ -3,14 +3,12 @@
 Apply runs on the event loop and calls :meth:`WatchHub.publish` synchronously for every
 revision it creates; creating a watcher (including its catch-up from ``start_revision``) is
 synchronous too, so no revision can slip between the catch-up and the live feed. History
-for catch-up is kept in memory (the last ``history_limit`` revisions, refilled on restart by
-replaying the log after the last snapshot); a watch that starts before the oldest revision
-held is cancelled with ``compact_revision`` set, which etcd clients already handle.
+for catch-up comes from the MVCC store (every version since the last compaction); a watch
+that starts at a compacted revision is cancelled with ``compact_revision`` set, as etcd does.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,7 +17,6 @@ from kvstore.server.keyrange import in_range
 
 FILTER_NOPUT = 0
 FILTER_NODELETE = 1
-DEFAULT_HISTORY_LIMIT = 200_000
 
 Deliver = Callable[["Watcher", list[kv_pb2.Event], int], None]
 """Called with a watcher, its events (possibly empty for progress) and their revision."""
@@ -69,32 +66,24 @@ class CompactedWatch(Exception):
         self.revision = revision
 
 
-class WatchHub:
-    """All watchers of one member and the recent event history."""
+History = Callable[[int, bytes, bytes], list[kv_pb2.Event]]
+"""Events at revisions >= start in a key range, oldest first (raises CompactedWatch)."""
 
-    def __init__(self, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
+
+class WatchHub:
+    """All watchers of one member."""
+
+    def __init__(self, history: History) -> None:
         self._watchers: set[Watcher] = set()
-        self._history: deque[tuple[int, list[kv_pb2.Event]]] = deque()
-        self._limit = history_limit
-        self._oldest_known = 1
-        """The oldest revision whose events the history still holds (or will hold)."""
+        self._history = history
 
     def __len__(self) -> int:
         return len(self._watchers)
 
-    def reset(self, revision: int) -> None:
-        """Forget history (after restoring a snapshot at ``revision``)."""
-        self._history.clear()
-        self._oldest_known = revision + 1
-
     def publish(self, revision: int, events: list[kv_pb2.Event]) -> None:
-        """Record the events of ``revision`` and hand them to matching watchers."""
+        """Hand the events of ``revision`` to matching watchers."""
         if not events:
             return
-        self._history.append((revision, events))
-        while len(self._history) > self._limit:
-            dropped, _ = self._history.popleft()
-            self._oldest_known = dropped + 1
         for watcher in list(self._watchers):
             if watcher.cancelled or revision < watcher.next_rev:
                 continue
@@ -105,27 +94,33 @@ class WatchHub:
                 watcher.deliver(watcher, chosen, revision)
 
     def add(self, watcher: Watcher, start_revision: int, current: int, compacted: int) -> None:
-        """Register ``watcher`` from ``start_revision`` (0 = next revision), replaying history.
-
-        Raises CompactedWatch when the start is at or below ``compacted`` or older than the
-        history held.
-        """
+        """Register ``watcher`` from ``start_revision`` (0 = next revision), replaying the
+        history it missed. Raises CompactedWatch when the start was compacted away."""
         start = start_revision if start_revision > 0 else current + 1
         if start <= compacted:
             raise CompactedWatch(compacted)
-        if start <= current and start < self._oldest_known:
-            raise CompactedWatch(max(compacted, self._oldest_known - 1))
         watcher.next_rev = start
         if start <= current:
-            for revision, events in self._history:
-                if revision < start:
-                    continue
-                chosen = watcher.select(events)
-                if chosen:
-                    watcher.last_sent_rev = revision
-                    watcher.deliver(watcher, chosen, revision)
+            batch: list[kv_pb2.Event] = []
+            batch_rev = 0
+            for ev in self._history(start, watcher.key, watcher.range_end):
+                rev = ev.kv.mod_revision
+                if batch and rev != batch_rev:
+                    self._replay(watcher, batch, batch_rev)
+                    batch = []
+                batch.append(ev)
+                batch_rev = rev
+            if batch:
+                self._replay(watcher, batch, batch_rev)
             watcher.next_rev = current + 1
         self._watchers.add(watcher)
+
+    @staticmethod
+    def _replay(watcher: Watcher, events: list[kv_pb2.Event], revision: int) -> None:
+        chosen = watcher.select(events)
+        if chosen:
+            watcher.last_sent_rev = revision
+            watcher.deliver(watcher, chosen, revision)
 
     def remove(self, watcher: Watcher) -> None:
         """Stop feeding ``watcher``."""

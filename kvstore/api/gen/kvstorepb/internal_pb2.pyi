@@ -66,16 +66,20 @@ class ConfChangeContext(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MEMBER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    """Matches the applied change to the proposer's waiter."""
     @_builtins.property
     def member(self) -> Global___MemberInfo: ...
     def __init__(
         self,
         *,
         member: Global___MemberInfo | None = ...,
+        request_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -180,6 +184,7 @@ class InternalRequest(_message.Message):
     LEASE_CHECKPOINT_FIELD_NUMBER: _builtins.int
     ALARM_FIELD_NUMBER: _builtins.int
     MEMBER_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    MEMBER_UPDATE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Unique per proposing member; the proposer matches the applied result to its waiter."""
     traceparent: _builtins.str
@@ -202,6 +207,8 @@ class InternalRequest(_message.Message):
     def alarm(self) -> _rpc_pb2.AlarmRequest: ...
     @_builtins.property
     def member_attributes(self) -> Global___MemberAttributes: ...
+    @_builtins.property
+    def member_update(self) -> _rpc_pb2.MemberUpdateRequest: ...
     def __init__(
         self,
         *,
@@ -216,12 +223,13 @@ class InternalRequest(_message.Message):
         lease_checkpoint: _rpc_pb2.LeaseCheckpointRequest | None = ...,
         alarm: _rpc_pb2.AlarmRequest | None = ...,
         member_attributes: Global___MemberAttributes | None = ...,
+        member_update: _rpc_pb2.MemberUpdateRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "compaction", b"compaction", "delete_range", b"delete_range", "lease_checkpoint", b"lease_checkpoint", "lease_grant", b"lease_grant", "lease_revoke", b"lease_revoke", "member_attributes", b"member_attributes", "put", b"put", "request", b"request", "txn", b"txn"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "compaction", b"compaction", "delete_range", b"delete_range", "lease_checkpoint", b"lease_checkpoint", "lease_grant", b"lease_grant", "lease_revoke", b"lease_revoke", "member_attributes", b"member_attributes", "member_update", b"member_update", "put", b"put", "request", b"request", "txn", b"txn"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "compaction", b"compaction", "delete_range", b"delete_range", "id", b"id", "lease_checkpoint", b"lease_checkpoint", "lease_grant", b"lease_grant", "lease_revoke", b"lease_revoke", "member_attributes", b"member_attributes", "put", b"put", "request", b"request", "traceparent", b"traceparent", "txn", b"txn"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "compaction", b"compaction", "delete_range", b"delete_range", "id", b"id", "lease_checkpoint", b"lease_checkpoint", "lease_grant", b"lease_grant", "lease_revoke", b"lease_revoke", "member_attributes", b"member_attributes", "member_update", b"member_update", "put", b"put", "request", b"request", "traceparent", b"traceparent", "txn", b"txn"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["put", "delete_range", "txn", "compaction", "lease_grant", "lease_revoke", "lease_checkpoint", "alarm", "member_attributes"]  # noqa: Y015
+    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["put", "delete_range", "txn", "compaction", "lease_grant", "lease_revoke", "lease_checkpoint", "alarm", "member_attributes", "member_update"]  # noqa: Y015
     _WhichOneofArgType_request: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_request) -> _WhichOneofReturnType_request | None: ...
 

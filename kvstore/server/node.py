@@ -1,0 +1,480 @@
+"""The driver of the Raft core: the only code that calls ``RawNode.ready()``.
+
+One asyncio task owns the core. Everything else (gRPC handlers, the peer service, the tick
+timer) queues an operation in the inbox and wakes the task; the task runs queued operations,
+then handles every ``Ready`` in the order the core requires:
+
+1. persist the snapshot, entries and hard state through ``DiskStorage`` (fsync when the core
+   asks, in a worker thread so the event loop keeps serving);
+2. only then send the messages;
+3. apply the snapshot and the committed entries to the state machine, resolve the proposals
+   and linearizable reads waiting on them;
+4. ``advance()``.
+
+Proposals that arrive while a ``Ready`` is being persisted are appended together in the next
+one, so concurrent clients share one fsync (batching without a timer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kvstore.api.gen.kvstorepb import internal_pb2
+from kvstore.raft import RawNode, Status
+from kvstore.raft.codec import decode_conf_change, encode_conf_change
+from kvstore.raft.config import RaftConfig
+from kvstore.raft.errors import ProposalDropped, RaftError
+from kvstore.raft.types import (
+    NONE,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    Message,
+    Ready,
+    StateType,
+)
+from kvstore.server import errors, logs, tracing
+from kvstore.server.metrics import Metrics
+from kvstore.server.statemachine import ApplyResult, StateMachine
+from kvstore.server.transport import Transport
+from kvstore.storage.disk_storage import DiskStorage
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_CATCH_UP_ENTRIES = 5_000
+"""Entries kept in the log after a snapshot, so slightly lagging followers need no snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What Status and health report about this member."""
+
+    member_id: int
+    leader: int
+    term: int
+    commit: int
+    applied: int
+    is_leader: bool
+
+
+class Node:
+    """Drives one ``RawNode`` over ``DiskStorage``, a ``Transport`` and a ``StateMachine``."""
+
+    def __init__(
+        self,
+        member_id: int,
+        storage: DiskStorage,
+        sm: StateMachine,
+        transport: Transport,
+        metrics: Metrics,
+        *,
+        tick_interval: float,
+        election_ticks: int,
+        snapshot_count: int,
+    ) -> None:
+        self.member_id = member_id
+        self._storage = storage
+        self._sm = sm
+        self._transport = transport
+        self._metrics = metrics
+        self._tick_interval = tick_interval
+        self._election_ticks = election_ticks
+        self._snapshot_count = snapshot_count
+        snap = storage.snapshot()
+        self.applied = snap.metadata.index
+        self._snapshot_index = snap.metadata.index
+        hard_state, conf_state = storage.initial_state()
+        self.conf_state: ConfState = conf_state
+        self.term = hard_state.term
+        self.commit = hard_state.commit
+        self.leader = NONE
+        self.role = StateType.FOLLOWER
+        self._rn = RawNode(
+            RaftConfig(
+                id=member_id,
+                election_tick=election_ticks,
+                heartbeat_tick=1,
+                applied=self.applied,
+                check_quorum=True,
+                pre_vote=True,
+                disable_proposal_forwarding=True,
+            ),
+            storage,
+        )
+        self._inbox: deque[Callable[[], None]] = deque()
+        self._wake = asyncio.Event()
+        self._waiters: dict[int, asyncio.Future[ApplyResult]] = {}
+        self._applied_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._applied_seq = itertools.count()
+        self._read_batch: asyncio.Future[int] | None = None
+        self._reads_inflight: dict[bytes, asyncio.Future[int]] = {}
+        self._read_ctx = itertools.count(1)
+        self._leader_waiters: list[asyncio.Future[int]] = []
+        self._ids = itertools.count(1)
+        self._id_base = ((member_id & 0xFFFF) << 48) | (
+            (int(time.time() * 1000) & 0xFFFFFFFF) << 16
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
+        self.on_leader_change: Callable[[int, int], None] = lambda _old, _new: None
+        self.on_removed: Callable[[], None] = lambda: None
+        self.on_tick: Callable[[], None] = lambda: None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the tick timer and the Ready loop."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run()), loop.create_task(self._ticker())]
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop driving the core, fail waiters and sync the log."""
+        self._stopped = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for fut in list(self._waiters.values()):
+            if not fut.done():
+                fut.set_exception(errors.STOPPED)
+        self._waiters.clear()
+        for pending in [*self._reads_inflight.values(), *self._leader_waiters]:
+            if not pending.done():
+                pending.set_exception(errors.STOPPED)
+        if self._read_batch is not None and not self._read_batch.done():
+            self._read_batch.set_exception(errors.STOPPED)
+        await asyncio.to_thread(self._storage.sync)
+
+    # -- the inbox ------------------------------------------------------------------------
+
+    def _enqueue(self, op: Callable[[], None]) -> None:
+        if self._stopped:
+            raise errors.STOPPED
+        self._inbox.append(op)
+        self._wake.set()
+
+    def step(self, messages: list[Message]) -> None:
+        """Hand messages from peers to the core."""
+
+        def op() -> None:
+            for msg in messages:
+                try:
+                    self._rn.step(msg)
+                except RaftError as exc:
+                    log.debug("dropped message %s from %x: %s", msg.type.name, msg.from_, exc)
+
+        self._enqueue(op)
+
+    def report_unreachable(self, member_id: int) -> None:
+        """A send to ``member_id`` failed."""
+        self._enqueue(lambda: self._rn.report_unreachable(member_id))
+
+    def report_snapshot(self, member_id: int, ok: bool) -> None:
+        """A snapshot send to ``member_id`` finished."""
+        if ok:
+            self._metrics.snapshots_sent.inc()
+        self._enqueue(lambda: self._rn.report_snapshot(member_id, ok))
+
+    def transfer_leader(self, target: int) -> None:
+        """Ask the core to hand leadership to ``target``."""
+        self._enqueue(lambda: self._rn.transfer_leader(target))
+
+    def campaign(self) -> None:
+        """Start an election now."""
+        self._enqueue(self._rn.campaign)
+
+    # -- proposals and reads ----------------------------------------------------------------
+
+    def next_request_id(self) -> int:
+        """A request id unique to this member (member bits, start time, counter)."""
+        return self._id_base + next(self._ids)
+
+    async def propose(self, request: internal_pb2.InternalRequest, timeout: float) -> ApplyResult:
+        """Propose ``request`` (its id set here) and wait until it is applied locally."""
+        if request.id == 0:
+            request.id = self.next_request_id()
+        if not request.traceparent:
+            request.traceparent = tracing.current_traceparent()
+        data = request.SerializeToString()
+        return await self._propose_and_wait(request.id, lambda: self._rn.propose(data), timeout)
+
+    async def propose_conf_change(
+        self, cc: ConfChange, request_id: int, timeout: float
+    ) -> ApplyResult:
+        """Propose a membership change and wait until it is applied locally."""
+        return await self._propose_and_wait(
+            request_id, lambda: self._rn.propose_conf_change(cc), timeout
+        )
+
+    async def _propose_and_wait(
+        self, request_id: int, submit: Callable[[], None], timeout: float
+    ) -> ApplyResult:
+        fut: asyncio.Future[ApplyResult] = asyncio.get_running_loop().create_future()
+        self._waiters[request_id] = fut
+
+        def op() -> None:
+            if fut.done():
+                return
+            try:
+                submit()
+            except ProposalDropped as exc:
+                self._metrics.proposals_failed.inc()
+                self._waiters.pop(request_id, None)
+                fut.set_exception(errors.NO_LEADER.with_detail(str(exc)))
+
+        self._enqueue(op)
+        self._metrics.proposals_pending.inc()
+        with tracing.tracer().start_as_current_span("raft.proposal") as span:
+            span.set_attribute("kvstore.request_id", request_id)
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), timeout)
+            except TimeoutError:
+                self._metrics.proposals_failed.inc()
+                raise errors.TIMEOUT from None
+            finally:
+                self._metrics.proposals_pending.dec()
+                self._waiters.pop(request_id, None)
+
+    async def read_index(self, timeout: float) -> None:
+        """Return once a linearizable read may be served from the local state machine.
+
+        Concurrent callers share one ReadIndex round; a round that gets no answer (no
+        leader, lost message) is retried until ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        retry = max(self._tick_interval * self._election_ticks, 0.05)
+        while True:
+            if self._read_batch is None:
+                self._read_batch = asyncio.get_running_loop().create_future()
+                self._enqueue(self._send_read_index)
+            fut = self._read_batch
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise errors.NO_LEADER if self.leader == NONE else errors.TIMEOUT
+            try:
+                index = await asyncio.wait_for(asyncio.shield(fut), min(retry, remaining))
+                break
+            except TimeoutError:
+                if self._read_batch is fut:
+                    self._read_batch = None
+                for ctx, pending in list(self._reads_inflight.items()):
+                    if pending is fut:
+                        del self._reads_inflight[ctx]
+                continue
+        await self.wait_applied(index, max(0.0, deadline - time.monotonic()))
+
+    def _send_read_index(self) -> None:
+        batch = self._read_batch
+        if batch is None or batch.done():
+            return
+        self._read_batch = None
+        ctx = next(self._read_ctx).to_bytes(8, "big")
+        self._reads_inflight[ctx] = batch
+        self._rn.read_index(ctx)
+
+    async def wait_applied(self, index: int, timeout: float) -> None:
+        """Wait until the state machine has applied ``index``."""
+        if self.applied >= index:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._applied_waiters, (index, next(self._applied_seq), fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise errors.TIMEOUT from None
+
+    async def wait_leader(self, timeout: float) -> int:
+        """The leader id, waiting up to ``timeout`` for one to be elected."""
+        if self.leader != NONE:
+            return self.leader
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._leader_waiters.append(fut)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise errors.NO_LEADER from None
+
+    def status(self) -> NodeStatus:
+        """A consistent view of the member's Raft position."""
+        return NodeStatus(
+            member_id=self.member_id,
+            leader=self.leader,
+            term=self.term,
+            commit=self.commit,
+            applied=self.applied,
+            is_leader=self.role == StateType.LEADER,
+        )
+
+    def raw_status(self) -> Status:
+        """The core's own status (progress of followers when leader)."""
+        return self._rn.status()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while not self._stopped:
+            await asyncio.sleep(self._tick_interval)
+            self._inbox.append(self._rn.tick)
+            self._wake.set()
+            self.on_tick()
+
+    async def _run(self) -> None:
+        while not self._stopped:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("raft loop failed; stopping this member")
+                self._stopped = True
+                self.on_removed()
+                return
+
+    async def _drain(self) -> None:
+        while True:
+            while self._inbox:
+                self._inbox.popleft()()
+            if not self._rn.has_ready():
+                return
+            rd = self._rn.ready()
+            await self._handle_ready(rd)
+            self._rn.advance(rd)
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.lead, rd.soft_state.state)
+        if rd.snapshot is not None and not rd.snapshot.is_empty:
+            await asyncio.to_thread(self._storage.apply_snapshot, rd.snapshot)
+        if rd.hard_state is not None or rd.entries or rd.must_sync:
+            await asyncio.to_thread(self._storage.save, rd.hard_state, rd.entries, rd.must_sync)
+        if rd.hard_state is not None:
+            if rd.hard_state.term != self.term:
+                logs.set_term(rd.hard_state.term)
+            self.term = rd.hard_state.term
+            self.commit = max(self.commit, rd.hard_state.commit)
+            self._metrics.proposals_committed.set(self.commit)
+        self._transport.send(rd.messages)
+        if rd.snapshot is not None and not rd.snapshot.is_empty:
+            self._restore(rd)
+        if rd.committed_entries:
+            started = time.perf_counter()
+            for entry in rd.committed_entries:
+                self._apply(entry)
+            self._metrics.backend_commit.observe(time.perf_counter() - started)
+            self._metrics.proposals_applied.set(self.applied)
+        for rs in rd.read_states:
+            fut = self._reads_inflight.pop(rs.request_ctx, None)
+            if fut is not None and not fut.done():
+                fut.set_result(rs.index)
+        self._release_applied_waiters()
+        self._maybe_snapshot()
+
+    def _on_soft_state(self, lead: int, state: StateType) -> None:
+        old = self.leader
+        self.role = state
+        self.leader = lead
+        self._metrics.has_leader.set(1 if lead != NONE else 0)
+        self._metrics.is_leader.set(1 if state == StateType.LEADER else 0)
+        if lead != old:
+            if lead != NONE:
+                self._metrics.leader_changes.inc()
+                for fut in self._leader_waiters:
+                    if not fut.done():
+                        fut.set_result(lead)
+                self._leader_waiters.clear()
+            log.info("leader is now %x (was %x)", lead, old, extra={"role": state.name})
+            self.on_leader_change(old, lead)
+
+    def _restore(self, rd: Ready) -> None:
+        assert rd.snapshot is not None
+        md = rd.snapshot.metadata
+        self._sm.restore(rd.snapshot.data)
+        self.applied = md.index
+        self._snapshot_index = md.index
+        self.conf_state = md.conf_state
+        self.commit = max(self.commit, md.index)
+        log.info("restored snapshot at index %d", md.index)
+
+    def _apply(self, entry: Entry) -> None:
+        if entry.index <= self.applied:
+            return
+        if entry.type == EntryType.CONF_CHANGE:
+            self._apply_conf_change(entry)
+        elif entry.data:
+            request = internal_pb2.InternalRequest.FromString(entry.data)
+            parent = tracing.context_from_traceparent(request.traceparent)
+            with tracing.tracer().start_as_current_span("raft.apply", context=parent) as span:
+                span.set_attribute("kvstore.member_id", f"{self.member_id:x}")
+                span.set_attribute("raft.index", entry.index)
+                result = self._sm.apply(request, entry.index, entry.term)
+            fut = self._waiters.pop(request.id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(result)
+        self.applied = entry.index
+
+    def _apply_conf_change(self, entry: Entry) -> None:
+        cc = decode_conf_change(entry.data)
+        context = internal_pb2.ConfChangeContext()
+        if cc.context:
+            context.ParseFromString(cc.context)
+        # Changes are validated before they are proposed; the core has the last word on
+        # whether one is legal, and the member table follows whatever it applied.
+        try:
+            self.conf_state = self._rn.apply_conf_change(cc)
+        except RaftError as exc:
+            log.warning("conf change %s %x rejected: %s", cc.type.name, cc.node_id, exc)
+            result = ApplyResult(error=errors.EtcdError(errors.MEMBER_NOT_FOUND.code, str(exc)))
+        else:
+            result = self._sm.apply_conf_change(cc, context, entry.index, entry.term)
+        fut = self._waiters.pop(context.request_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(result)
+        if (
+            cc.type == ConfChangeType.REMOVE_NODE
+            and cc.node_id == self.member_id
+            and result.error is None
+        ):
+            log.warning("this member was removed from the cluster; stopping")
+            self.on_removed()
+
+    def _release_applied_waiters(self) -> None:
+        while self._applied_waiters and self._applied_waiters[0][0] <= self.applied:
+            _, _, fut = heapq.heappop(self._applied_waiters)
+            if not fut.done():
+                fut.set_result(None)
+
+    def _maybe_snapshot(self, force: bool = False) -> None:
+        if self.applied <= self._snapshot_index:
+            return
+        if not force and self.applied - self._snapshot_index < self._snapshot_count:
+            return
+        snap = self._storage.create_snapshot(self.applied, self.conf_state, self._sm.snapshot())
+        self._snapshot_index = snap.metadata.index
+        keep = 0 if force else SNAPSHOT_CATCH_UP_ENTRIES
+        compact_to = self.applied - keep
+        if compact_to >= self._storage.first_index():
+            self._storage.compact(compact_to)
+        log.info("snapshot at index %d, log compacted to %d", self.applied, compact_to)
+
+    def force_snapshot(self) -> None:
+        """Snapshot now and drop the whole log, so a member added next receives a snapshot
+        (the log alone would not tell it the bootstrap membership)."""
+        self._enqueue(lambda: self._maybe_snapshot(force=True))
+
+    def encode_conf_change(self, cc: ConfChange) -> bytes:
+        """The codec's encoding of ``cc`` (for logging and size checks)."""
+        return encode_conf_change(cc)

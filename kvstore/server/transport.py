@@ -1,0 +1,137 @@
+"""Sending Raft messages and forwarded requests to other members over gRPC.
+
+One sender task per peer drains that peer's queue in order and ships everything queued as
+one ``Step`` call, so a busy leader sends few large RPCs instead of many small ones. A send
+that fails is reported back to the Raft core (unreachable peer, failed snapshot) through
+callbacks; the core retries on its own schedule, so messages are never re-sent here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+
+from kvstore.api.gen.kvstorepb import internal_pb2, internal_pb2_grpc
+from kvstore.raft.codec import encode_message
+from kvstore.raft.types import Message, MessageType
+from kvstore.server import tracing
+
+log = logging.getLogger(__name__)
+
+MAX_PEER_MESSAGE_BYTES = 512 * 1024 * 1024
+"""Snapshots travel inside one Step call, so peer channels accept large messages."""
+PEER_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_PEER_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_PEER_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 10_000),
+]
+_STEP_TIMEOUT_S = 5.0
+_SNAPSHOT_TIMEOUT_S = 60.0
+_MAX_BATCH = 512
+
+
+def grpc_target(url: str) -> str:
+    """``http://host:port`` -> ``host:port`` (gRPC target syntax)."""
+    return url.split("://", 1)[-1].rstrip("/")
+
+
+@dataclass(eq=False)
+class _Peer:
+    member_id: int
+    urls: tuple[str, ...]
+    channel: grpc.aio.Channel
+    stub: internal_pb2_grpc.PeerAsyncStub
+    queue: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+
+
+class Transport:
+    """The peer connections of one member."""
+
+    def __init__(
+        self,
+        on_unreachable: Callable[[int], None],
+        on_snapshot_status: Callable[[int, bool], None],
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self._peers: dict[int, _Peer] = {}
+        self._on_unreachable = on_unreachable
+        self._on_snapshot_status = on_snapshot_status
+        self._credentials = credentials
+        self._closed = False
+
+    def _channel(self, urls: tuple[str, ...]) -> grpc.aio.Channel:
+        target = grpc_target(urls[0])
+        if self._credentials is not None and urls[0].startswith("https"):
+            return grpc.aio.secure_channel(target, self._credentials, options=PEER_CHANNEL_OPTIONS)
+        return grpc.aio.insecure_channel(target, options=PEER_CHANNEL_OPTIONS)
+
+    def set_peers(self, peers: dict[int, tuple[str, ...]]) -> None:
+        """Make the peer set equal to ``peers`` (id -> peer URLs), reconnecting on change."""
+        for member_id in list(self._peers):
+            if member_id not in peers or self._peers[member_id].urls != peers[member_id]:
+                self._drop(member_id)
+        for member_id, urls in peers.items():
+            if member_id not in self._peers and urls and not self._closed:
+                channel = self._channel(urls)
+                peer = _Peer(member_id, urls, channel, internal_pb2_grpc.PeerStub(channel))
+                peer.task = asyncio.get_running_loop().create_task(self._sender(peer))
+                self._peers[member_id] = peer
+
+    def _drop(self, member_id: int) -> None:
+        peer = self._peers.pop(member_id)
+        if peer.task is not None:
+            peer.task.cancel()
+        asyncio.get_running_loop().create_task(peer.channel.close(None))
+
+    def stub(self, member_id: int) -> internal_pb2_grpc.PeerAsyncStub | None:
+        """The Peer stub of a member (for forwarding), or None if unknown."""
+        peer = self._peers.get(member_id)
+        return None if peer is None else peer.stub
+
+    def send(self, messages: tuple[Message, ...]) -> None:
+        """Queue messages for their peers; messages to unknown members are dropped."""
+        for msg in messages:
+            peer = self._peers.get(msg.to)
+            if peer is not None:
+                peer.queue.put_nowait(msg)
+
+    async def _sender(self, peer: _Peer) -> None:
+        while True:
+            batch = [await peer.queue.get()]
+            while not peer.queue.empty() and len(batch) < _MAX_BATCH:
+                batch.append(peer.queue.get_nowait())
+            has_snapshot = any(m.type == MessageType.SNAP for m in batch)
+            request = internal_pb2.StepRequest(messages=[encode_message(m) for m in batch])
+            try:
+                await peer.stub.Step(
+                    request,
+                    timeout=_SNAPSHOT_TIMEOUT_S if has_snapshot else _STEP_TIMEOUT_S,
+                    metadata=tracing.outgoing_metadata(),
+                )
+            except grpc.aio.AioRpcError as exc:
+                log.debug("send to %x failed: %s", peer.member_id, exc.code())
+                self._on_unreachable(peer.member_id)
+                if has_snapshot:
+                    self._on_snapshot_status(peer.member_id, False)
+                # Do not spin against a dead peer; the core will retry on its own.
+                await asyncio.sleep(0.05)
+                continue
+            if has_snapshot:
+                self._on_snapshot_status(peer.member_id, True)
+
+    async def close(self) -> None:
+        """Stop every sender and close every channel."""
+        self._closed = True
+        for peer in list(self._peers.values()):
+            if peer.task is not None:
+                peer.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await peer.task
+            await peer.channel.close(None)
+        self._peers.clear()
