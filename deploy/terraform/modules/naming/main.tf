@@ -10,6 +10,7 @@ locals {
     node_group          = "${local.prefix}-default"
     application_role    = "${local.prefix}-ci-application"
     infrastructure_role = "${local.prefix}-ci-infrastructure"
+    plan_role           = "${local.prefix}-ci-plan"
     cluster_role        = "${local.prefix}-cluster"
     node_role           = "${local.prefix}-node"
     ebs_csi_role        = "${local.prefix}-ebs-csi"

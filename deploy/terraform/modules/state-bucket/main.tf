@@ -133,7 +133,6 @@ resource "aws_s3_bucket_policy" "state" {
 # SSE-S3, hence AES256 here.
 
 resource "aws_s3_bucket" "logs" {
-  #checkov:skip=CKV_AWS_18:This is the access-log bucket; logging it into itself would loop.
   #checkov:skip=CKV_AWS_145:S3 server access logs can only be delivered to SSE-S3 (AES256) buckets, not SSE-KMS.
   #checkov:skip=CKV_AWS_144:Access logs are an audit aid with a retention period; cross-region replication is not warranted.
   #checkov:skip=CKV2_AWS_62:Nothing consumes access-log events.

@@ -18,8 +18,13 @@ run "names_share_the_environment_prefix" {
   }
 
   assert {
-    condition     = output.names.application_role != output.names.infrastructure_role
-    error_message = "The application and infrastructure roles must be different roles."
+    condition     = length(distinct([output.names.application_role, output.names.infrastructure_role, output.names.plan_role])) == 3
+    error_message = "The application, infrastructure and plan roles must be three different roles."
+  }
+
+  assert {
+    condition     = length(distinct(values(output.names))) == length(output.names)
+    error_message = "No two resources of an environment may share a name."
   }
 
   assert {
