@@ -19,7 +19,7 @@ from kvstore_ci import affected as affected_module
 
 __all__ = ["add_commands", "run"]
 
-COMMANDS = ("affected", "promote", "rollback")
+COMMANDS = ("affected", "promote", "rollback", "argocd-sync")
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +40,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     cmd.add_argument("--env", required=True, help="environment name, e.g. staging")
     _git_arguments(cmd)
 
+    cmd = commands.add_parser("argocd-sync", help="sync an Argo CD application and wait")
+    cmd.add_argument("--server", required=True, help="Argo CD API URL")
+    cmd.add_argument("--application", required=True, help="Application name")
+    cmd.add_argument("--revision", default="", help="git revision it must be synced at")
+    cmd.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
+    cmd.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls")
+    cmd.add_argument("--insecure", action="store_true", help="skip TLS verification")
+
 
 def _git_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--remote", required=True, help="git URL of the repository")
@@ -51,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the delivery command ``args.command``; the exit status is the return value."""
     if args.command in ("promote", "rollback"):
         return _promotion(args)
+    if args.command == "argocd-sync":
+        return _argocd_sync(args)
     return _affected(args)
 
 
@@ -97,4 +107,28 @@ def _promotion(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{args.command}: {error}\n")
         return 1
     sys.stdout.write(json.dumps(result.as_dict(), sort_keys=True) + "\n")
+    return 0
+
+
+def _argocd_sync(args: argparse.Namespace) -> int:
+    from kvstore_ci import argocd  # noqa: PLC0415 - httpx only when syncing
+
+    token = os.environ.get("ARGOCD_AUTH_TOKEN", "")
+    if not token:
+        sys.stderr.write("argocd-sync: ARGOCD_AUTH_TOKEN is not set\n")
+        return 2
+    client = argocd.ArgoCdClient(args.server, token, verify=not args.insecure)
+    try:
+        state = client.sync_and_wait(
+            args.application,
+            revision=args.revision,
+            timeout=args.timeout,
+            poll_interval=args.poll_interval,
+        )
+    except argocd.ArgoCdError as error:
+        sys.stderr.write(f"argocd-sync: {error}\n")
+        return 1
+    finally:
+        client.close()
+    sys.stdout.write(json.dumps(state.as_dict(), sort_keys=True) + "\n")
     return 0
