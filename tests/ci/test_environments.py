@@ -100,3 +100,41 @@ def test_missing_and_unknown_files_are_named(tmp_path: Path) -> None:
         load(tmp_path, "production")
     with pytest.raises(EnvironmentConfigError, match="unknown environment 'qa'"):
         load(ROOT, "qa")
+
+
+def _hcl_string(value: object) -> str:
+    """python-hcl2 keeps the quotes of string literals."""
+    return str(value).strip('"')
+
+
+@pytest.mark.parametrize("name", environments.ENVIRONMENTS)
+def test_environment_agrees_with_its_terraform_root(name: str) -> None:
+    """The pipeline and Terraform must name the same account, state, cluster and branch."""
+    import hcl2  # noqa: PLC0415
+
+    env = load(ROOT, name)
+    root = ROOT / env.terraform.root
+    with (root / "backend.tf").open() as handle:
+        backend = hcl2.load(handle)["terraform"][0]["backend"][0]['"s3"']
+    assert _hcl_string(backend["bucket"]) == env.terraform.backend.bucket
+    assert _hcl_string(backend["key"]) == env.terraform.backend.key
+    assert _hcl_string(backend["region"]) == env.terraform.backend.region
+    with (root / "terraform.tfvars").open() as handle:
+        tfvars = {k: _hcl_string(v) for k, v in hcl2.load(handle).items() if k != "__comments__"}
+    assert tfvars["account_id"] == env.aws.account_id
+    assert tfvars["region"] == env.aws.region
+    assert tfvars["environment"] == env.name
+    assert tfvars["deploy_branch"] == env.branch
+    assert tfvars["ecr_repository_name"] == env.ecr_repository
+    # The stack module names the cluster "<project>-<environment>".
+    assert env.cluster_name == f"{tfvars.get('project', 'kvstore')}-{env.name}"
+
+
+@pytest.mark.parametrize("name", environments.ENVIRONMENTS)
+def test_environment_agrees_with_its_kubernetes_values(name: str) -> None:
+    """The values file the promotion writes names the environment's ECR repository."""
+    import yaml  # noqa: PLC0415
+
+    env = load(ROOT, name)
+    values = yaml.safe_load((ROOT / env.values_file).read_text())
+    assert values["image"]["repository"] == env.image_repository
