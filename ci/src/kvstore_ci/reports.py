@@ -15,9 +15,9 @@ __all__ = [
     "CheckResult",
     "StageFailed",
     "failing_tests",
+    "failure_message",
     "stage_failures",
     "summary",
-    "test_failure_message",
 ]
 
 # How much of one tool's output goes into an error message.
@@ -75,7 +75,7 @@ def failing_tests(junit_xml: str) -> list[str]:
     return names
 
 
-def test_failure_message(exit_code: int, failing: Sequence[str]) -> str:
+def failure_message(exit_code: int, failing: Sequence[str]) -> str:
     """The error of a failed test stage: the failing tests, or why none are named."""
     if failing:
         listed = "\n".join(f"  {name}" for name in failing)

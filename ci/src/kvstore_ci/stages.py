@@ -19,8 +19,8 @@ from kvstore_ci.reports import (
     CheckResult,
     StageFailed,
     failing_tests,
+    failure_message,
     summary,
-    test_failure_message,
 )
 
 __all__ = [
@@ -246,5 +246,5 @@ async def run_tests(ran: dagger.Container) -> dagger.File:
     report = ran.file(JUNIT_REPORT)
     if code != 0:
         failing = failing_tests(await report.contents())
-        raise StageFailed(test_failure_message(code, failing))
+        raise StageFailed(failure_message(code, failing))
     return report
