@@ -7,6 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from kvstore import __version__
+from kvstore.client import cli as client_cli
+from kvstore.server import config as server_config
+from kvstore.server import devcluster, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +19,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="A Raft-replicated key-value store with an etcd v3 compatible API.",
     )
     parser.add_argument("--version", action="version", version=f"kvstore {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="run one member",
+        description="Run one member. Every flag can also be set as KVSTORE_<FLAG> "
+        "(e.g. KVSTORE_DATA_DIR); a flag wins over the environment.",
+    )
+    server_config.add_serve_arguments(serve)
+    devcluster.add_arguments(
+        sub.add_parser("dev-cluster", help="run a local cluster in the foreground")
+    )
+    client_cli.add_commands(sub)
     return parser
 
 
@@ -27,7 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return 0
+    if args.command == "serve":
+        try:
+            config = server_config.build_config(args)
+        except server_config.ConfigError as exc:
+            print(f"kvstore serve: invalid configuration: {exc}", file=sys.stderr)
+            return 2
+        return serve.run(config)
+    if args.command == "dev-cluster":
+        return devcluster.run(args)
+    return client_cli.run(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,121 @@
+"""``kvstore dev-cluster``: a local cluster in the foreground, for trying the store out.
+
+It starts ``--nodes`` members as child processes of ``kvstore serve`` on etcd's local-cluster
+ports (clients 2379, 22379, 32379, ...; peers 2380, 22380, 32380, ...; metrics 2381, 22381,
+32381, ...), prints where everything is, and on Ctrl-C (or SIGTERM) stops every member
+gracefully. Each member logs to ``<data dir>/<name>.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MAX_NODES = 7
+STOP_BUDGET_S = 12.0
+
+
+def default_ports(index: int, offset: int) -> int:
+    """etcd's local-cluster layout: 2379, 22379, 32379, ... (plus ``offset``)."""
+    base = 2379 if index == 0 else 10_000 * (index + 1) + 2379
+    return base + offset
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the dev-cluster flags."""
+    parser.add_argument("--nodes", type=int, default=3, help="number of members (1-7)")
+    parser.add_argument("--data-dir", default="", help="where members keep data (default: temp)")
+    parser.add_argument("--host", default="127.0.0.1", help="address every member listens on")
+    parser.add_argument("--client-ports", default="", help="comma-separated client ports")
+    parser.add_argument("--peer-ports", default="", help="comma-separated peer ports")
+    parser.add_argument("--metrics-ports", default="", help="comma-separated metrics ports")
+
+
+def _ports(raw: str, nodes: int, offset: int, flag: str) -> list[int]:
+    if not raw:
+        return [default_ports(i, offset) for i in range(nodes)]
+    ports = [int(p) for p in raw.split(",") if p.strip()]
+    if len(ports) != nodes:
+        raise SystemExit(f"kvstore dev-cluster: {flag} needs {nodes} ports, got {len(ports)}")
+    return ports
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the members, wait for Ctrl-C, stop them."""
+    nodes = int(args.nodes)
+    if not 1 <= nodes <= MAX_NODES:
+        print(f"kvstore dev-cluster: --nodes must be 1..{MAX_NODES}", file=sys.stderr)
+        return 2
+    clients = _ports(args.client_ports, nodes, 0, "--client-ports")
+    peers = _ports(args.peer_ports, nodes, 1, "--peer-ports")
+    metrics = _ports(args.metrics_ports, nodes, 2, "--metrics-ports")
+    data = Path(args.data_dir or tempfile.mkdtemp(prefix="kvstore-dev-"))
+    data.mkdir(parents=True, exist_ok=True)
+    host = args.host
+    names = [f"infra{i + 1}" for i in range(nodes)]
+    cluster = ",".join(f"{n}=http://{host}:{p}" for n, p in zip(names, peers, strict=True))
+    print(f"kvstore dev-cluster: {nodes} members, data in {data}", flush=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = []
+    for i, name in enumerate(names):
+        cmd = [
+            sys.executable, "-m", "kvstore.cli", "serve",
+            "--name", name,
+            "--data-dir", str(data / name),
+            "--listen-client-urls", f"http://{host}:{clients[i]}",
+            "--advertise-client-urls", f"http://{host}:{clients[i]}",
+            "--listen-peer-urls", f"http://{host}:{peers[i]}",
+            "--initial-advertise-peer-urls", f"http://{host}:{peers[i]}",
+            "--listen-metrics-urls", f"http://{host}:{metrics[i]}",
+            "--initial-cluster", cluster,
+            "--initial-cluster-token", "kvstore-dev-cluster",
+        ]  # fmt: skip
+        log = (data / f"{name}.log").open("ab")
+        logs.append(log)
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True))
+        print(
+            f"  {name}: client http://{host}:{clients[i]}  peer http://{host}:{peers[i]}  "
+            f"metrics http://{host}:{metrics[i]}/metrics  log {data / name}.log",
+            flush=True,
+        )
+    endpoints = ",".join(f"{host}:{p}" for p in clients)
+    print(f"  try: kvstore put hello world --endpoints {endpoints}", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    stop = {"now": False}
+
+    def request_stop(signum: int, frame: object) -> None:
+        del signum, frame
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    code = 0
+    while not stop["now"]:
+        time.sleep(0.2)
+        for name, proc in zip(names, procs, strict=True):
+            if proc.poll() is not None:
+                print(f"{name} exited with status {proc.returncode}; stopping", flush=True)
+                stop["now"] = True
+                code = 1
+    print("stopping members ...", flush=True)
+    for proc in procs:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_BUDGET_S
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            code = 1
+    for log in logs:
+        log.close()
+    print(f"stopped; data kept in {data}", flush=True)
+    return code
