@@ -319,3 +319,14 @@ def test_command_line(
     monkeypatch.setenv("ARGOCD_AUTH_TOKEN", TOKEN)
     assert run(parser.parse_args(argv)) == 0
     assert json.loads(capsys.readouterr().out)["health"] == "Healthy"
+
+
+def test_multi_source_application_without_expected_revision(standin: StandIn) -> None:
+    """Monitoring apps have several sources: status carries ``revisions``, not ``revision``."""
+    synced = app_state("Synced", "", "Healthy", "Succeeded", "ok", "T1")
+    synced["status"]["sync"] = {"status": "Synced", "revisions": ["88.5.3", NEW]}
+    synced["status"]["operationState"]["syncResult"] = {"revisions": ["88.5.3", NEW]}
+    standin.states = [app_state("OutOfSync", OLD, "Healthy", "Running", "", "T1"), synced]
+    state = client(standin).sync_and_wait(APP, timeout=5, poll_interval=0.01)
+    assert state.revision == f"88.5.3,{NEW}" and standin.served == 2
+    assert standin.requests[1][3] == {"name": APP, "prune": True}, "no revision requested"

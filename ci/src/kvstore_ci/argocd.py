@@ -85,11 +85,11 @@ class AppState:
         sync = status.get("sync") or {}
         health = status.get("health") or {}
         op = status.get("operationState") or {}
-        op_revision = (op.get("syncResult") or {}).get("revision") or (
-            (op.get("operation") or {}).get("sync") or {}
-        ).get("revision", "")
+        result = op.get("syncResult") or {}
+        requested = (op.get("operation") or {}).get("sync") or {}
+        op_revision = _one_revision(result) or _one_revision(requested)
         history = status.get("history") or []
-        revision = sync.get("revision", "")
+        revision = _one_revision(sync)
         history_id = next(
             (
                 int(entry["id"])
@@ -127,8 +127,19 @@ class AppState:
         return asdict(self)
 
 
+def _one_revision(section: dict[str, Any]) -> str:
+    """``revision``, or for a multi-source Application its ``revisions`` joined by commas."""
+    return str(section.get("revision") or ",".join(section.get("revisions") or []))
+
+
 def _revision_matches(actual: str, expected: str) -> bool:
-    return bool(actual) and (not expected or actual.startswith(expected))
+    """Whether ``actual`` is ``expected`` (a full or abbreviated commit); any if none expected.
+
+    For a multi-source Application, any of its sources' revisions may match.
+    """
+    if not expected:
+        return True
+    return any(part.startswith(expected) for part in actual.split(",") if part)
 
 
 class ArgoCdClient:
@@ -220,8 +231,8 @@ class ArgoCdClient:
                 and not _revision_matches(before.operation_revision, revision)
                 and _revision_matches(state.operation_revision, revision)
             )
-            at_revision = _revision_matches(state.revision, revision) and (
-                not ours or _revision_matches(state.operation_revision, state.revision)
+            at_revision = _revision_matches(state.revision, revision) and _revision_matches(
+                state.operation_revision, revision
             )
             if ours and state.phase in _FAILED_PHASES:
                 raise SyncFailedError(
