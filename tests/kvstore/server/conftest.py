@@ -1,0 +1,71 @@
+"""Fixtures for the server tests: real clusters of ``kvstore serve`` processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kvstore.server.harness import Cluster
+from tests.tooling import require_tool
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A healthy 3-member cluster shared by the tests of one module."""
+    c = Cluster(tmp_path_factory.mktemp("cluster"), 3)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+Etcdctl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def etcdctl_path() -> str:
+    """The real etcdctl (Debian etcd-client)."""
+    return require_tool("etcdctl")
+
+
+@pytest.fixture
+def etcdctl(etcdctl_path: str, cluster: Cluster) -> Etcdctl:
+    """Run etcdctl (API v3) against every member of the shared cluster."""
+
+    def run(
+        *args: str,
+        endpoints: list[str] | None = None,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = 30,
+    ) -> subprocess.CompletedProcess[str]:
+        eps = ",".join(endpoints or cluster.endpoints)
+        env = {**os.environ, "ETCDCTL_API": "3"}
+        result = subprocess.run(
+            [etcdctl_path, "--endpoints", eps, "--command-timeout=15s", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"etcdctl {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    return run
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A scratch directory."""
+    return tmp_path
