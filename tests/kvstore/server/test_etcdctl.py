@@ -177,9 +177,10 @@ def test_member_list_add_promote_remove(etcdctl: Etcdctl, cluster: Cluster) -> N
             break
         time.sleep(0.3)
     assert promoted.returncode == 0, promoted.stderr
-    listed = etcdctl("member", "list").stdout
-    assert f"{new_id}, started, m4, {new.peer_url}, {new.client_url}, false" in listed
+    after = etcdctl("member", "list").stdout
+    assert f"{new_id}, started, m4, {new.peer_url}, {new.client_url}, false" in after
     assert "removed" in etcdctl("member", "remove", new_id).stdout
-    new.proc.wait(timeout=15) if new.proc else None  # a removed member stops itself
+    assert new.proc is not None
+    assert new.proc.wait(timeout=15) == 0  # a removed member stops itself, cleanly
     cluster.members.remove(new)
     assert new_id not in etcdctl("member", "list").stdout
