@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kvstore.raft.types import Entry, EntryType, HardState
@@ -166,6 +167,46 @@ def decode_at(buf: bytes | memoryview, offset: int) -> tuple[Record, int]:
     if zlib.crc32(payload, zlib.crc32(view[offset + 4 : start])) != crc:
         raise FrameError(offset, "checksum mismatch")
     return decode_payload(rtype, payload, offset), start + length
+
+
+_ENTRY_TYPES = tuple(EntryType)
+
+
+def iter_records(buf: bytes, offset: int = 0) -> Iterator[tuple[int, Record, int]]:
+    """Yield (offset, record, next offset) for consecutive records from ``offset``.
+
+    The same checks as :func:`decode_at`, written as one loop because recovery runs it
+    over every record of the log (entries take a fast path). Raises FrameError at the
+    first record that does not decode.
+    """
+    view = memoryview(buf)
+    end = len(buf)
+    unpack_header = HEADER.unpack_from
+    unpack_entry = _ENTRY.unpack_from
+    crc32 = zlib.crc32
+    entry_types = _ENTRY_TYPES
+    while offset < end:
+        if end - offset < HEADER_SIZE:
+            raise FrameError(offset, "truncated record header")
+        crc, length, rtype = unpack_header(buf, offset)
+        start = offset + HEADER_SIZE
+        stop = start + length
+        if rtype not in _VALID_TYPES:
+            raise FrameError(offset, f"invalid record type {rtype}")
+        if length > MAX_PAYLOAD or stop > end:
+            raise FrameError(offset, f"record length {length} runs past the end of the data")
+        if crc32(view[offset + 4 : stop]) != crc:
+            raise FrameError(offset, "checksum mismatch")
+        rec: Record
+        if rtype == RecordType.ENTRY and length >= _ENTRY.size:
+            term, index, etype = unpack_entry(buf, start)
+            if etype >= len(entry_types):
+                raise FrameError(offset, f"invalid entry type {etype}")
+            rec = Entry(term, index, entry_types[etype], buf[start + _ENTRY.size : stop])
+        else:
+            rec = decode_payload(rtype, view[start:stop], offset)
+        yield offset, rec, stop
+        offset = stop
 
 
 def is_hole(buf: bytes | memoryview, offset: int) -> bool:

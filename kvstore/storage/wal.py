@@ -432,28 +432,32 @@ def _create_segment(seg: Segment, metadata: bytes, hard_state: HardState) -> tup
 def _scan_segment(seg: Segment, data: bytes, is_last: bool, replayer: _Replayer) -> int:
     """Feed every valid record of one segment to ``replayer``; returns the offset where
     valid data ends (the file length unless a torn tail must be cut)."""
-    offset = 0
-    end = len(data)
-    while offset < end:
-        try:
-            rec, nxt = record.decode_at(data, offset)
-        except FrameError as exc:
-            if offset == 0:
-                raise CorruptionError(seg.path, 0, f"bad segment header: {exc.reason}") from exc
-            if not is_last:
-                raise CorruptionError(seg.path, offset, exc.reason) from exc
-            if record.is_hole(data, offset) or record.find_next_frame(data, offset) is None:
-                return offset
-            raise CorruptionError(
-                seg.path, offset, f"{exc.reason}, and valid records follow (not a torn write)"
-            ) from exc
+    if not data:
+        raise CorruptionError(seg.path, 0, "empty segment (no header)")
+    entries = replayer.entries
+    base = replayer.base_index
+    try:
+        for offset, rec, _ in record.iter_records(data):
+            # Fast path for the common record: the next entry in sequence.
+            if offset and type(rec) is Entry and rec.index - base - 1 == len(entries):
+                entries.append(rec)
+            elif offset == 0:
+                if not isinstance(rec, SegmentHeader) or rec.seq != seg.seq:
+                    raise CorruptionError(seg.path, 0, f"segment header does not say seq {seg.seq}")
+            else:
+                replayer.feed(seg.path, offset, rec)
+    except FrameError as exc:
+        offset = exc.offset
         if offset == 0:
-            if not isinstance(rec, SegmentHeader) or rec.seq != seg.seq:
-                raise CorruptionError(seg.path, 0, f"segment header does not say seq {seg.seq}")
-        else:
-            replayer.feed(seg.path, offset, rec)
-        offset = nxt
-    return offset
+            raise CorruptionError(seg.path, 0, f"bad segment header: {exc.reason}") from exc
+        if not is_last:
+            raise CorruptionError(seg.path, offset, exc.reason) from exc
+        if record.is_hole(data, offset) or record.find_next_frame(data, offset) is None:
+            return offset
+        raise CorruptionError(
+            seg.path, offset, f"{exc.reason}, and valid records follow (not a torn write)"
+        ) from exc
+    return len(data)
 
 
 def _truncate(path: Path, size: int) -> None:
