@@ -9,6 +9,7 @@ fault (invalid argument, compacted revision, ...) are raised at once.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -99,21 +100,28 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, fn: Callable[[_Endpoint], Awaitable[T]]) -> T:
+    async def _call(self, fn: Callable[[_Endpoint, float], Awaitable[T]]) -> T:
+        """Run ``fn(endpoint, timeout)``, moving to the next endpoint on retryable errors
+        until every endpoint was tried ``rounds`` times and the call's time ran out."""
+        deadline = time.monotonic() + self.timeout
         last: grpc.aio.AioRpcError | None = None
-        for attempt in range(self._rounds * len(self._endpoints)):
+        attempt = 0
+        while True:
             ep = self._endpoints[self._current]
+            remaining = deadline - time.monotonic()
             try:
-                return await fn(ep)
+                return await fn(ep, max(remaining, 0.5))
             except grpc.aio.AioRpcError as exc:
                 if not _retryable(exc):
                     raise ClientError(exc.code(), exc.details() or "", ep.address) from None
                 last = exc
-                self._current = (self._current + 1) % len(self._endpoints)
-                if self._current == 0 and attempt:
-                    await asyncio.sleep(0.2)
-        assert last is not None
-        raise NoEndpointAvailable(last.code(), last.details() or "", "all endpoints")
+            attempt += 1
+            self._current = (self._current + 1) % len(self._endpoints)
+            exhausted = attempt >= self._rounds * len(self._endpoints)
+            if exhausted and time.monotonic() >= deadline:
+                raise NoEndpointAvailable(last.code(), last.details() or "", "all endpoints")
+            if self._current == 0 or len(self._endpoints) == 1:
+                await asyncio.sleep(min(0.05 * 2 ** min(attempt, 4), 0.5))
 
     # -- KV -------------------------------------------------------------------------------
 
@@ -122,7 +130,7 @@ class Client:
     ) -> rpc_pb2.PutResponse:
         """Write ``key``."""
         req = rpc_pb2.PutRequest(key=key, value=value, lease=lease, prev_kv=prev_kv)
-        return await self._call(lambda ep: ep.kv.Put(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.kv.Put(req, timeout=t))
 
     async def get(
         self,
@@ -146,7 +154,7 @@ class Client:
             keys_only=keys_only,
             count_only=count_only,
         )
-        return await self._call(lambda ep: ep.kv.Range(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.kv.Range(req, timeout=t))
 
     async def delete(
         self, key: bytes, *, prefix: bool = False, range_end: bytes = b"", prev_kv: bool = False
@@ -155,42 +163,42 @@ class Client:
         req = rpc_pb2.DeleteRangeRequest(
             key=key, range_end=prefix_end(key) if prefix else range_end, prev_kv=prev_kv
         )
-        return await self._call(lambda ep: ep.kv.DeleteRange(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.kv.DeleteRange(req, timeout=t))
 
     async def txn(self, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
         """Run a transaction."""
-        return await self._call(lambda ep: ep.kv.Txn(request, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.kv.Txn(request, timeout=t))
 
     async def compact(self, revision: int) -> rpc_pb2.CompactionResponse:
         """Discard history before ``revision``."""
         req = rpc_pb2.CompactionRequest(revision=revision)
-        return await self._call(lambda ep: ep.kv.Compact(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.kv.Compact(req, timeout=t))
 
     # -- leases ---------------------------------------------------------------------------
 
     async def lease_grant(self, ttl: int, lease_id: int = 0) -> rpc_pb2.LeaseGrantResponse:
         """Grant a lease of ``ttl`` seconds."""
         req = rpc_pb2.LeaseGrantRequest(TTL=ttl, ID=lease_id)
-        return await self._call(lambda ep: ep.lease.LeaseGrant(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.lease.LeaseGrant(req, timeout=t))
 
     async def lease_revoke(self, lease_id: int) -> rpc_pb2.LeaseRevokeResponse:
         """Revoke a lease and delete its keys."""
         req = rpc_pb2.LeaseRevokeRequest(ID=lease_id)
-        return await self._call(lambda ep: ep.lease.LeaseRevoke(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.lease.LeaseRevoke(req, timeout=t))
 
     async def lease_time_to_live(
         self, lease_id: int, keys: bool = False
     ) -> rpc_pb2.LeaseTimeToLiveResponse:
         """Remaining TTL (-1 when the lease is gone)."""
         req = rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id, keys=keys)
-        return await self._call(lambda ep: ep.lease.LeaseTimeToLive(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.lease.LeaseTimeToLive(req, timeout=t))
 
     async def lease_keep_alive_once(self, lease_id: int) -> rpc_pb2.LeaseKeepAliveResponse:
         """Renew a lease once (TTL 0 in the answer: the lease is gone)."""
 
-        async def call(ep: _Endpoint) -> rpc_pb2.LeaseKeepAliveResponse:
+        async def call(ep: _Endpoint, timeout: float) -> rpc_pb2.LeaseKeepAliveResponse:
             stream = ep.lease.LeaseKeepAlive(
-                iter([rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)]), timeout=self.timeout
+                iter([rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)]), timeout=timeout
             )
             async for resp in stream:
                 return resp
@@ -250,24 +258,24 @@ class Client:
     async def member_list(self) -> rpc_pb2.MemberListResponse:
         """The members of the cluster."""
         req = rpc_pb2.MemberListRequest()
-        return await self._call(lambda ep: ep.cluster.MemberList(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.cluster.MemberList(req, timeout=t))
 
     async def member_add(
         self, peer_urls: Sequence[str], learner: bool = False
     ) -> rpc_pb2.MemberAddResponse:
         """Add a member (or a learner)."""
         req = rpc_pb2.MemberAddRequest(peerURLs=list(peer_urls), isLearner=learner)
-        return await self._call(lambda ep: ep.cluster.MemberAdd(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.cluster.MemberAdd(req, timeout=t))
 
     async def member_remove(self, member_id: int) -> rpc_pb2.MemberRemoveResponse:
         """Remove a member."""
         req = rpc_pb2.MemberRemoveRequest(ID=member_id)
-        return await self._call(lambda ep: ep.cluster.MemberRemove(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.cluster.MemberRemove(req, timeout=t))
 
     async def member_promote(self, member_id: int) -> rpc_pb2.MemberPromoteResponse:
         """Promote a learner."""
         req = rpc_pb2.MemberPromoteRequest(ID=member_id)
-        return await self._call(lambda ep: ep.cluster.MemberPromote(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.cluster.MemberPromote(req, timeout=t))
 
     async def status(self, endpoint: str | None = None) -> rpc_pb2.StatusResponse:
         """The status of one endpoint (the current one by default), without failover."""
@@ -280,17 +288,17 @@ class Client:
     async def move_leader(self, target: int) -> rpc_pb2.MoveLeaderResponse:
         """Hand leadership to member ``target``."""
         req = rpc_pb2.MoveLeaderRequest(targetID=target)
-        return await self._call(lambda ep: ep.maintenance.MoveLeader(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.maintenance.MoveLeader(req, timeout=t))
 
     async def alarms(self) -> rpc_pb2.AlarmResponse:
         """The raised alarms."""
         req = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.GET)
-        return await self._call(lambda ep: ep.maintenance.Alarm(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.maintenance.Alarm(req, timeout=t))
 
     async def disarm(self) -> rpc_pb2.AlarmResponse:
         """Clear every alarm."""
         req = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.DEACTIVATE)
-        return await self._call(lambda ep: ep.maintenance.Alarm(req, timeout=self.timeout))
+        return await self._call(lambda ep, t: ep.maintenance.Alarm(req, timeout=t))
 
     def _pick(self, endpoint: str | None) -> _Endpoint:
         if endpoint is None:

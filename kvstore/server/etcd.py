@@ -150,13 +150,23 @@ class EtcdServer:
                     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                         if details.startswith("etcdserver:"):
                             raise errors.EtcdError(code, details) from None
-                        raise errors.EtcdError(
+                        # The leader is gone: wait for the cluster to elect another.
+                        last = errors.EtcdError(
                             grpc.StatusCode.UNAVAILABLE,
                             f"{errors.LEADER_CHANGED.message} (leader {leader:x} unreachable)",
-                        ) from None
+                        )
+                        await self._wait_leader_change(leader)
+                        continue
                     raise errors.EtcdError(code, details) from None
             return kind.FromString(answer.response)
         raise last
+
+    async def _wait_leader_change(self, old: int) -> None:
+        """Wait (up to two election timeouts) until the node follows a leader other than
+        ``old``."""
+        deadline = self._clock() + 2 * self.config.election_timeout_ms / 1000
+        while self._clock() < deadline and self.node.leader in (old, NONE):
+            await asyncio.sleep(0.02)
 
     async def _run_locally(self, request: internal_pb2.ForwardRequest, kind: type[R]) -> R:
         body = request.WhichOneof("body")

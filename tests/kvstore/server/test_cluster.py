@@ -1,0 +1,187 @@
+"""Multi-process behaviour: forwarding, leader failure under load, restart catch-up, a member
+added live, lease expiry everywhere, and watches across a leader change. Each test works
+on one shared 3-member cluster of real processes and leaves it with three healthy members."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from kvstore.client import Client, ClientError, SyncClient
+from tests.kvstore.server.harness import Cluster, MemberProc
+
+pytestmark = pytest.mark.slow
+
+
+def _followers(cluster: Cluster) -> list[MemberProc]:
+    leader = cluster.leader()
+    return [m for m in cluster.members if m is not leader and m.alive]
+
+
+def _serializable_value(m: MemberProc, key: bytes) -> bytes | None:
+    with SyncClient([m.endpoint], timeout=5, rounds=1) as c:
+        kvs = c.get(key, serializable=True).kvs
+    return kvs[0].value if kvs else None
+
+
+def _wait_value(m: MemberProc, key: bytes, expected: bytes | None, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _serializable_value(m, key) == expected:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{m.name}: {key!r} is {_serializable_value(m, key)!r}, not {expected!r}")
+
+
+def test_followers_forward_writes(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    leader_id = cluster.member_id(leader)
+    for i, follower in enumerate(_followers(cluster)):
+        with SyncClient([follower.endpoint], timeout=10, rounds=1) as c:
+            put = c.put(f"fwd/{i}".encode(), b"v")
+            # The write ran on the leader; its header says so.
+            assert put.header.member_id == leader_id
+            got = c.get(f"fwd/{i}".encode())  # linearizable read on the follower itself
+            assert got.kvs[0].value == b"v"
+            assert got.header.member_id == cluster.member_id(follower)
+            assert got.header.revision >= put.header.revision
+    for m in cluster.members:
+        _wait_value(m, b"fwd/1", b"v")
+
+
+def test_lease_expiry_deletes_the_keys_on_every_member(cluster: Cluster) -> None:
+    with cluster.client() as c:
+        lease = c.lease_grant(2)
+        c.put(b"ephemeral", b"x", lease=lease.ID)
+        c.put(b"durable", b"y")
+    for m in cluster.members:
+        _wait_value(m, b"ephemeral", b"x")
+    time.sleep(2.5)
+    for m in cluster.members:
+        _wait_value(m, b"ephemeral", None, timeout=5)
+        assert _serializable_value(m, b"durable") == b"y"
+    with cluster.client() as c:
+        assert c.lease_time_to_live(lease.ID).TTL == -1
+        revisions = {
+            SyncClient([m.endpoint], timeout=5).get(b"durable", serializable=True).header.revision
+            for m in cluster.members
+        }
+    assert len(revisions) == 1  # every member deleted the key at the same revision
+
+
+def _watch_in_thread(
+    endpoint: str, prefix: bytes, start: int, events: list[tuple[int, bytes]], stop: threading.Event
+) -> threading.Thread:
+    async def consume() -> None:
+        async with Client([endpoint], timeout=30, rounds=1) as client:
+            stream = client.watch(prefix, prefix=True, start_revision=start)
+            async for resp in stream:
+                for ev in resp.events:
+                    events.append((ev.kv.mod_revision, ev.kv.key))
+                if stop.is_set():
+                    break
+
+    thread = threading.Thread(target=lambda: asyncio.run(consume()), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_watch_survives_leader_failure_without_gaps(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    watcher_member = _followers(cluster)[0]
+    with cluster.client() as c:
+        start = c.put(b"gap/000", b"0").header.revision
+    events: list[tuple[int, bytes]] = []
+    stop = threading.Event()
+    thread = _watch_in_thread(watcher_member.endpoint, b"gap/", start, events, stop)
+    written: list[bytes] = [b"gap/000"]
+    survivors = [m for m in cluster.members if m is not leader]
+    with cluster.client(survivors, timeout=10) as c:
+        for i in range(1, 40):
+            if i == 15:
+                leader.kill()
+            key = f"gap/{i:03d}".encode()
+            c.put(key, b"v")
+            written.append(key)
+        stop.set()
+        c.put(b"gap/zzz", b"end")
+    thread.join(timeout=20)
+    keys = [k for _, k in events if k != b"gap/zzz"]
+    revs = [r for r, _ in events]
+    assert keys == written  # every write, in order, once
+    assert revs == sorted(set(revs))
+    leader.start(cluster.initial_cluster, "new")
+    cluster.wait_healthy()
+
+
+def test_leader_sigkill_while_writing_then_restart_catches_up(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    acked: list[bytes] = []
+    errors: list[str] = []
+    stop = threading.Event()
+    kill_time: list[float] = []
+    first_after_kill: list[float] = []
+
+    def writer() -> None:
+        with SyncClient(cluster.endpoints, timeout=5, rounds=5) as c:
+            i = 0
+            while not stop.is_set():
+                key = f"load/{i:05d}".encode()
+                try:
+                    c.put(key, b"v")
+                except ClientError as exc:
+                    errors.append(exc.details)
+                    continue
+                acked.append(key)
+                if kill_time and not first_after_kill:
+                    first_after_kill.append(time.monotonic())
+                i += 1
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    before = len(acked)
+    kill_time.append(time.monotonic())
+    leader.kill()
+    time.sleep(3.0)
+    stop.set()
+    thread.join(timeout=30)
+    assert before > 0
+    assert first_after_kill, f"no write succeeded after the leader died: {errors[-3:]}"
+    assert len(acked) > before
+    new_leader = cluster.leader()
+    assert new_leader is not leader
+    # No acknowledged write was lost.
+    with cluster.client([new_leader]) as c:
+        stored = {kv.key for kv in c.get(b"load/", prefix=True, keys_only=True).kvs}
+    assert set(acked) <= stored
+    # The old leader restarts from its data dir and catches up.
+    leader.start(cluster.initial_cluster, "new")
+    cluster.wait_healthy()
+    _wait_value(leader, acked[-1], b"v", timeout=15)
+    with SyncClient([leader.endpoint], timeout=5) as c:
+        count = c.get(b"load/", prefix=True, serializable=True, count_only=True).count
+    assert count == len(stored)
+
+
+def test_member_added_live_receives_a_snapshot(cluster: Cluster) -> None:
+    with cluster.client() as c:
+        for i in range(20):
+            c.put(f"before-join/{i}".encode(), b"x")
+    new, new_id = cluster.add_member("m-late")
+    cluster.wait_healthy([new])
+    _wait_value(new, b"before-join/19", b"x", timeout=15)
+    assert "restored snapshot at index" in new.log_text()
+    with SyncClient([new.endpoint], timeout=10) as c:
+        assert c.status().header.member_id == new_id
+        members = {m.ID: m for m in c.member_list().members}
+    assert members[new_id].name == "m-late"
+    assert members[new_id].clientURLs == [new.client_url]
+    # Leave the cluster as it was: three members.
+    with cluster.client() as c:
+        c.member_remove(new_id)
+    assert new.proc is not None and new.proc.wait(timeout=15) == 0
+    cluster.members.remove(new)
