@@ -55,6 +55,11 @@ class Inflights:
         while q and q[0][0] <= index:
             self.bytes -= q.popleft()[1]
 
+    def free_first_one(self) -> None:
+        """Forget the oldest message (presumed lost) to let one more out."""
+        if self._q:
+            self.bytes -= self._q.popleft()[1]
+
     def full(self) -> bool:
         """Whether no more messages may be sent."""
         return len(self._q) >= self.size or (0 < self.max_bytes <= self.bytes)

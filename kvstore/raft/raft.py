@@ -108,18 +108,23 @@ class Raft:
         if hs != HardState():
             self._load_state(hs)
         if config.applied > 0:
+            # What the driver applied is committed by definition, even if the persisted
+            # commit index lags (it is written without a sync when only it changes).
+            self.raft_log.commit_to(config.applied)
             self.raft_log.applied_to(config.applied)
         self.become_follower(self.term, NONE)
 
     # -- state --------------------------------------------------------------------------
 
     def _load_state(self, hs: HardState) -> None:
-        if hs.commit < self.raft_log.committed or hs.commit > self.raft_log.last_index():
+        # A commit index below the snapshot is possible when an unsynced hard state was
+        # lost in a crash: the snapshot is committed by definition, so keep its index.
+        if hs.commit > self.raft_log.last_index():
             raise RaftError(
-                f"persisted commit {hs.commit} is out of range "
-                f"[{self.raft_log.committed}, {self.raft_log.last_index()}]"
+                f"persisted commit {hs.commit} is beyond the last index "
+                f"{self.raft_log.last_index()}: the log lost entries it had acknowledged"
             )
-        self.raft_log.committed = hs.commit
+        self.raft_log.committed = max(hs.commit, self.raft_log.committed)
         self.term = hs.term
         self.vote = hs.vote
 
@@ -429,6 +434,11 @@ class Raft:
         pr = self.trk.progress[m.from_]
         pr.recent_active = True
         pr.msg_app_flow_paused = False
+        if pr.state == ProgressState.REPLICATE and pr.inflights.full():
+            # The follower is alive but a full window is not draining: some appends were
+            # lost. Free one slot so an append goes out; if it does not match, the
+            # rejection sends the follower back to probing.
+            pr.inflights.free_first_one()
         if pr.match < self.raft_log.last_index() or pr.state == ProgressState.PROBE:
             self._send_append(m.from_)
         if not self.read_only_lease_based and m.context:
@@ -781,8 +791,9 @@ class Raft:
         if md.index <= self.raft_log.committed:
             return False
         cs = md.conf_state
-        if self.id not in cs.voters and self.id not in cs.learners:
-            return False
+        # A joining member may receive a snapshot taken before it was added: it installs
+        # it anyway (it is not promotable then) and learns of itself from the entries
+        # that follow.
         if self.raft_log.match_term(md.index, md.term):
             # We have the entry: just fast-forward the commit index.
             self.raft_log.commit_to(md.index)
