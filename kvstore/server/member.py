@@ -42,6 +42,7 @@ from kvstore.server.services import (
     LeaseService,
     MaintenanceService,
     Observer,
+    RejectMalformed,
     WatchService,
     auth_handler,
 )
@@ -271,7 +272,7 @@ class Member:
             ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD_BYTES),
             ("grpc.max_send_message_length", 2**31 - 1),
         ]
-        server = grpc.aio.server(options=options)
+        server = grpc.aio.server(options=options, interceptors=[RejectMalformed()])
         observer = Observer(self.metrics)
         rpc_pb2_grpc.add_KVServicer_to_server(KVService(self.server, observer), server)
         rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(self.server, observer), server)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from opentelemetry.trace import SpanKind
 
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
@@ -486,3 +487,49 @@ def auth_handler() -> grpc.GenericRpcHandler[Any, Any]:
 
     handlers = {name: grpc.unary_unary_rpc_method_handler(refuse) for name in AUTH_METHODS}
     return grpc.method_handlers_generic_handler("etcdserverpb.Auth", handlers)
+
+
+class _Malformed:
+    """Stands in for a request whose bytes did not parse."""
+
+
+_MALFORMED = _Malformed()
+
+
+class RejectMalformed(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Answer unparseable unary requests with INVALID_ARGUMENT instead of gRPC's generic
+    UNKNOWN, so a client learns the request itself was at fault."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """Wrap the deserializer and behaviour of unary-unary handlers."""
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+        behaviour = handler.unary_unary
+        method = handler_call_details.method
+
+        def safe_parse(data: bytes) -> object:
+            try:
+                return parse(data)
+            except DecodeError:
+                return _MALFORMED
+
+        async def guarded(request: object, context: Ctx) -> object:
+            if request is _MALFORMED:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"kvstore: malformed request for {method}"
+                )
+            return await behaviour(request, context)  # type: ignore[arg-type]
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=safe_parse,
+            response_serializer=handler.response_serializer,
+        )

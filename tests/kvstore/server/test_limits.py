@@ -1,0 +1,233 @@
+"""Bad input and limits: each answered with the gRPC status and message etcd uses, and none
+of them changes state or hurts a member (the members' hashes agree afterwards)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from kvstore.client import ClientError, SyncClient
+from tests.kvstore.server.harness import Cluster
+
+pytestmark = pytest.mark.slow
+
+
+def _error(call: object) -> ClientError:
+    assert callable(call)
+    with pytest.raises(ClientError) as info:
+        call()
+    return info.value
+
+
+@pytest.fixture(scope="module")
+def client(cluster: Cluster) -> Iterator[SyncClient]:
+    with cluster.client() as c:
+        yield c
+
+
+def test_empty_key_is_refused(client: SyncClient) -> None:
+    for call in (
+        lambda: client.put(b"", b"v"),
+        lambda: client.get(b""),
+        lambda: client.delete(b""),
+    ):
+        err = _error(call)
+        assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.details == "etcdserver: key is not provided"
+
+
+def test_request_size_limit(client: SyncClient) -> None:
+    # Over --max-request-bytes (1.5 MiB) but within gRPC's allowance: etcd's own error.
+    err = _error(lambda: client.put(b"big", b"x" * (1536 * 1024 + 10)))
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details == "etcdserver: request is too large"
+    # Far beyond: refused by gRPC before it reaches the server's code.
+    err = _error(lambda: client.put(b"huge", b"x" * (3 * 1024 * 1024)))
+    assert err.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert client.get(b"big").count == 0
+    assert client.get(b"huge").count == 0
+    # Just under the limit is fine.
+    client.put(b"big", b"x" * (1400 * 1024))
+    assert client.get(b"big").kvs[0].value == b"x" * (1400 * 1024)
+    client.delete(b"big")
+
+
+def _txn(n: int, prefix: str = "op") -> rpc_pb2.TxnRequest:
+    return rpc_pb2.TxnRequest(
+        success=[
+            rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=f"{prefix}/{i}".encode()))
+            for i in range(n)
+        ]
+    )
+
+
+def test_txn_operation_limit_and_duplicate_keys(client: SyncClient) -> None:
+    err = _error(lambda: client.txn(_txn(129)))
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details == "etcdserver: too many operations in txn request"
+    assert client.get(b"op/0").count == 0
+    assert client.txn(_txn(128)).succeeded
+    assert client.get(b"op/", prefix=True, count_only=True).count == 128
+    dup = rpc_pb2.TxnRequest(
+        success=[
+            rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"dup", value=b"1")),
+            rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"dup", value=b"2")),
+        ]
+    )
+    err = _error(lambda: client.txn(dup))
+    assert err.details == "etcdserver: duplicate key given in txn request"
+    assert client.get(b"dup").count == 0
+
+
+def test_put_options_and_unknown_lease(client: SyncClient) -> None:
+    err = _error(lambda: client.put(b"no-lease", b"v", lease=0x1234))
+    assert err.code == grpc.StatusCode.NOT_FOUND
+    assert err.details == "etcdserver: requested lease not found"
+    assert client.get(b"no-lease").count == 0
+    bad = rpc_pb2.PutRequest(key=b"k", value=b"v", ignore_value=True)
+    with grpc.insecure_channel(client.aio.endpoint) as channel:
+        stub = rpc_pb2_grpc.KVStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Put(bad, timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details() == "etcdserver: value is provided"
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Put(rpc_pb2.PutRequest(key=b"absent", ignore_value=True), timeout=10)
+        assert info.value.details() == "etcdserver: key not found"
+
+
+def test_revisions_out_of_range(client: SyncClient) -> None:
+    current = client.put(b"rev", b"1").header.revision
+    err = _error(lambda: client.get(b"rev", revision=current + 1000))
+    assert err.code == grpc.StatusCode.OUT_OF_RANGE
+    assert err.details == "etcdserver: mvcc: required revision is a future revision"
+    client.put(b"rev", b"2")
+    client.compact(current + 1)
+    err = _error(lambda: client.get(b"rev", revision=current))
+    assert err.code == grpc.StatusCode.OUT_OF_RANGE
+    assert err.details == "etcdserver: mvcc: required revision has been compacted"
+    err = _error(lambda: client.compact(current))
+    assert err.details == "etcdserver: mvcc: required revision has been compacted"
+
+
+def test_watch_from_compacted_revision_is_cancelled(client: SyncClient) -> None:
+    first = client.put(b"w-compact", b"1").header.revision
+    client.put(b"w-compact", b"2")
+    compacted = client.put(b"w-compact", b"3").header.revision
+    client.compact(compacted)
+    with grpc.insecure_channel(client.aio.endpoint) as channel:
+        stream = rpc_pb2_grpc.WatchStub(channel).Watch(
+            iter(
+                [
+                    rpc_pb2.WatchRequest(
+                        create_request=rpc_pb2.WatchCreateRequest(
+                            key=b"w-compact", start_revision=first
+                        )
+                    )
+                ]
+            ),
+            timeout=10,
+        )
+        created = next(stream)
+        assert created.created
+        cancelled = next(stream)
+        stream.cancel()
+    assert cancelled.canceled
+    assert cancelled.compact_revision == compacted
+    assert "compacted" in cancelled.cancel_reason
+
+
+def test_unknown_member_id(client: SyncClient) -> None:
+    for call in (
+        lambda: client.member_remove(0xDEADBEEF),
+        lambda: client.member_promote(0xDEADBEEF),
+    ):
+        err = _error(call)
+        assert err.code == grpc.StatusCode.NOT_FOUND
+        assert err.details == "etcdserver: member not found"
+    err = _error(lambda: client.move_leader(0xDEADBEEF))
+    assert err.details == "etcdserver: bad leader transferee"
+    assert len(client.member_list().members) == 3
+
+
+def test_bad_member_urls(client: SyncClient) -> None:
+    err = _error(lambda: client.member_add(["not a url"]))
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details == "etcdserver: given member URLs are invalid"
+    existing = client.member_list().members[0].peerURLs[0]
+    err = _error(lambda: client.member_add([existing]))
+    assert err.details == "etcdserver: Peer URLs already exists"
+
+
+def test_malformed_bytes_and_auth(client: SyncClient) -> None:
+    with grpc.insecure_channel(client.aio.endpoint) as channel:
+        raw = channel.unary_unary("/etcdserverpb.KV/Put")
+        with pytest.raises(grpc.RpcError) as info:
+            raw(b"\xff\xff\xff\xff not a protobuf", timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "malformed request" in (info.value.details() or "")
+        auth = channel.unary_unary(
+            "/etcdserverpb.Auth/AuthEnable",
+            request_serializer=rpc_pb2.AuthEnableRequest.SerializeToString,
+            response_deserializer=rpc_pb2.AuthEnableResponse.FromString,
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            auth(rpc_pb2.AuthEnableRequest(), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert "authentication is not supported" in (info.value.details() or "")
+    client.put(b"after-garbage", b"ok")
+    assert client.get(b"after-garbage").kvs[0].value == b"ok"
+
+
+def test_members_still_agree_after_bad_input(cluster: Cluster, client: SyncClient) -> None:
+    revision = client.put(b"hash-marker", b"1").header.revision
+    hashes = set()
+    for m in cluster.members:
+        with grpc.insecure_channel(m.endpoint) as channel:
+            stub = rpc_pb2_grpc.MaintenanceStub(channel)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    resp = stub.HashKV(rpc_pb2.HashKVRequest(revision=revision), timeout=5)
+                    break
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            hashes.add(resp.hash)
+    assert len(hashes) == 1
+
+
+def test_nospace_alarm(tmp_path: Path) -> None:
+    small = Cluster(tmp_path, 1, extra=["--quota-backend-bytes", "60000"])
+    small.start()
+    try:
+        with small.client() as c:
+            with pytest.raises(ClientError) as info:
+                for i in range(200):
+                    c.put(f"fill/{i}".encode(), b"x" * 1000)
+            assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert info.value.details == "etcdserver: mvcc: database space exceeded"
+            deadline = time.monotonic() + 5
+            while not c.alarms().alarms and time.monotonic() < deadline:
+                time.sleep(0.05)
+            alarms = c.alarms().alarms
+            assert [a.alarm for a in alarms] == [rpc_pb2.AlarmType.Value("NOSPACE")]
+            # Reads and deletes still work; writes do not.
+            assert c.get(b"fill/0").kvs[0].value == b"x" * 1000
+            assert _error(lambda: c.put(b"tiny", b"1")).details == (
+                "etcdserver: mvcc: database space exceeded"
+            )
+            latest = c.delete(b"fill/", prefix=True).header.revision
+            c.compact(latest)
+            c.disarm()
+            assert not c.alarms().alarms
+            c.put(b"tiny", b"1")
+            assert c.get(b"tiny").kvs[0].value == b"1"
+    finally:
+        small.stop()
