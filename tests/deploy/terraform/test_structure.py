@@ -327,3 +327,20 @@ def test_state_bucket_is_versioned_encrypted_private_and_tls_only(
         assert statement["effect"] == "Deny"
         assert statement["condition"][0]["variable"] == "aws:SecureTransport"
         assert statement["condition"][0]["values"] == ["false"]
+
+
+def test_module_readmes_list_every_input_and_output(directories: list[hcl.Directory]) -> None:
+    """The README tables are the module's documented interface; they must not fall behind."""
+    missing = []
+    for directory in directories:
+        if directory.path.parent != hcl.MODULES:
+            continue
+        readme = (directory.path / "README.md").read_text()
+        for body in directory.files.values():
+            for kind in ("variable", "output"):
+                missing.extend(
+                    f"{directory.name}: {kind} {name}"
+                    for name, _ in hcl.labelled(body, kind)
+                    if f"| `{name}` |" not in readme
+                )
+    assert missing == []
