@@ -133,10 +133,10 @@ def test_watch_from_compacted_revision_is_cancelled(client: SyncClient) -> None:
             ),
             timeout=10,
         )
-        created = next(stream)
+        responses = iter(stream)
+        created = next(responses)
         assert created.created
-        cancelled = next(stream)
-        stream.cancel()
+        cancelled = next(responses)
     assert cancelled.canceled
     assert cancelled.compact_revision == compacted
     assert "compacted" in cancelled.cancel_reason
@@ -166,7 +166,9 @@ def test_bad_member_urls(client: SyncClient) -> None:
 
 def test_malformed_bytes_and_auth(client: SyncClient) -> None:
     with grpc.insecure_channel(client.aio.endpoint) as channel:
-        raw = channel.unary_unary("/etcdserverpb.KV/Put")
+        raw = channel.unary_unary(
+            "/etcdserverpb.KV/Put", request_serializer=None, response_deserializer=None
+        )
         with pytest.raises(grpc.RpcError) as info:
             raw(b"\xff\xff\xff\xff not a protobuf", timeout=10)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

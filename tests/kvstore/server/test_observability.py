@@ -1,0 +1,189 @@
+"""Metrics, health and tracing: the endpoints answer, the etcd-named metrics exist and move,
+gRPC health reports SERVING, and a forwarded write leaves one trace with spans from two
+members (collected by a local OTLP receiver, the same protocol a Jaeger or OpenTelemetry
+collector speaks)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from kvstore.client import SyncClient
+from tests.kvstore.server.harness import Cluster, free_port
+
+pytestmark = pytest.mark.slow
+
+ETCD_METRICS = (
+    "etcd_server_has_leader",
+    "etcd_server_leader_changes_seen_total",
+    "etcd_server_proposals_committed_total",
+    "etcd_server_proposals_applied_total",
+    "etcd_server_proposals_pending",
+    "etcd_server_proposals_failed_total",
+    "etcd_disk_wal_fsync_duration_seconds_bucket",
+    "etcd_disk_backend_commit_duration_seconds_bucket",
+    "etcd_mvcc_db_total_size_in_bytes",
+    "etcd_server_quota_backend_bytes",
+    "grpc_server_handled_total",
+    "grpc_server_handling_seconds_bucket",
+)
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
+
+
+def _sample(text: str, name: str, labels: str = "") -> float:
+    pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
+    total = 0.0
+    found = False
+    for match in pattern.finditer(text):
+        if labels and labels not in (match.group(1) or ""):
+            continue
+        total += float(match.group(2))
+        found = True
+    assert found, f"{name} {labels} not in metrics"
+    return total
+
+
+def test_metrics_exist_and_move(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    _, before = _get(leader.metrics_url + "/metrics")
+    for name in ETCD_METRICS:
+        assert re.search(rf"^{name}", before, re.MULTILINE), name
+    assert _sample(before, "etcd_server_has_leader") == 1
+    assert _sample(before, "etcd_server_quota_backend_bytes") == 2 * 1024**3
+    with cluster.client([leader]) as c:
+        for i in range(10):
+            c.put(f"metric/{i}".encode(), b"v")
+    _, after = _get(leader.metrics_url + "/metrics")
+    assert _sample(after, "etcd_server_proposals_committed_total") >= (
+        _sample(before, "etcd_server_proposals_committed_total") + 10
+    )
+    assert _sample(after, "etcd_server_proposals_applied_total") > _sample(
+        before, "etcd_server_proposals_applied_total"
+    )
+    put_ok = 'grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"'
+    assert _sample(after, "grpc_server_handled_total", 'grpc_code="OK",' + put_ok) >= 10
+    assert _sample(after, "etcd_disk_wal_fsync_duration_seconds_count") > _sample(
+        before, "etcd_disk_wal_fsync_duration_seconds_count"
+    )
+    assert _sample(after, "etcd_mvcc_db_total_size_in_bytes") > 0
+
+
+def test_health_endpoints_and_grpc_health(cluster: Cluster) -> None:
+    for m in cluster.members:
+        for path in ("/healthz", "/readyz"):
+            status, body = _get(m.metrics_url + path)
+            assert status == 200
+            assert json.loads(body)["health"] == "true"
+        with grpc.insecure_channel(m.endpoint) as channel:
+            resp = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING
+    assert _get(cluster.members[0].metrics_url + "/nope")[0] == 404
+
+
+def test_health_turns_false_without_a_quorum(tmp_path: Path) -> None:
+    pair = Cluster(tmp_path, 2)
+    pair.start()
+    try:
+        survivor = pair.members[0]
+        pair.members[1].kill()
+        deadline = time.monotonic() + 15
+        status = 200
+        while time.monotonic() < deadline and status == 200:
+            status, body = _get(survivor.metrics_url + "/healthz")
+            time.sleep(0.1)
+        assert status == 503
+        assert json.loads(body)["reason"] == "no leader"
+        with grpc.insecure_channel(survivor.endpoint) as channel:
+            resp = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+        assert resp.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        pair.stop()
+
+
+class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP/gRPC trace receiver that keeps every span with its member's name."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, str, str]] = []  # (trace id, member, span name)
+        self.lock = threading.Lock()
+
+    def Export(self, request: Any, context: Any) -> Any:
+        with self.lock:
+            for rs in request.resource_spans:
+                attrs = {a.key: a.value.string_value for a in rs.resource.attributes}
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        self.spans.append(
+                            (span.trace_id.hex(), attrs.get("kvstore.member", "?"), span.name)
+                        )
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def test_forwarded_write_is_one_trace_across_members(tmp_path: Path) -> None:
+    receiver = _Receiver()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)  # type: ignore[no-untyped-call]
+    port = free_port("127.0.0.1")
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    env = {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+    traced = Cluster(tmp_path, 3, env=env)
+    try:
+        traced.start()
+        leader = traced.leader()
+        follower = next(m for m in traced.members if m is not leader)
+        with SyncClient([follower.endpoint], timeout=10, rounds=1) as c:
+            c.put(b"traced", b"1")
+        deadline = time.monotonic() + 15
+        trace_members: set[str] = set()
+        names: set[str] = set()
+        while time.monotonic() < deadline:
+            with receiver.lock:
+                puts = [t for t, _, n in receiver.spans if n == "etcdserverpb.KV/Put"]
+                if puts:
+                    trace_id = puts[-1]
+                    mine = [(m, n) for t, m, n in receiver.spans if t == trace_id]
+                    trace_members = {m for m, _ in mine}
+                    names = {n for _, n in mine}
+            if {follower.name, leader.name} <= trace_members and "raft.apply" in names:
+                break
+            time.sleep(0.2)
+        assert {follower.name, leader.name} <= trace_members, (trace_members, names)
+        assert {
+            "etcdserverpb.KV/Put",
+            "forward",
+            "peer/Forward",
+            "raft.proposal",
+            "raft.apply",
+        } <= (names)
+    finally:
+        traced.stop()
+        server.stop(0)
