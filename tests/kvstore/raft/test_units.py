@@ -294,18 +294,12 @@ def test_ready_cycle_on_a_single_node() -> None:
 def test_a_commit_only_change_does_not_need_a_sync() -> None:
     """Term, vote and entries must be synced before sending; a commit index alone need not
     be (it is re-learned from the leader after a crash)."""
-    n2, s2 = (
-        RawNode(
-            RaftConfig(id=2, rng=random.Random(0)),
-            MemoryStorage(ConfState(voters=frozenset({1, 2, 3}))),
-        ),
-        None,
-    )
-    del s2
+    s2 = MemoryStorage(ConfState(voters=frozenset({1, 2, 3})))
+    n2 = RawNode(RaftConfig(id=2, rng=random.Random(0)), s2)
     n2.step(Message(MessageType.APP, to=2, from_=1, term=1, entries=(Entry(1, 1),), commit=0))
     rd = n2.ready()
     assert rd.must_sync and rd.hard_state == HardState(term=1, vote=0, commit=0)
-    n2.raft.raft_log.storage.append(rd.entries)  # type: ignore[attr-defined]
+    s2.append(rd.entries)
     n2.advance(rd)
     n2.step(Message(MessageType.HEARTBEAT, to=2, from_=1, term=1, commit=1))
     rd = n2.ready()
