@@ -1,0 +1,92 @@
+"""``kvstore serve`` configuration: etcd's flags, KVSTORE_* variables, validation that names
+the flag, and the deterministic ids every member derives from them."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kvstore.server import ids
+from kvstore.server.config import ConfigError, ServerConfig, add_serve_arguments, build_config
+from kvstore.server.member import bootstrap_identity
+from tests.kvstore.server.harness import KVSTORE
+
+
+def _config(argv: list[str], env: dict[str, str] | None = None) -> ServerConfig:
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    return build_config(parser.parse_args(argv), env or {})
+
+
+def test_defaults_are_etcds() -> None:
+    cfg = _config([])
+    assert cfg.listen_client_urls == ("http://localhost:2379",)
+    assert cfg.listen_peer_urls == ("http://localhost:2380",)
+    assert cfg.listen_metrics_urls == ("http://localhost:2381",)
+    assert cfg.max_request_bytes == 1536 * 1024
+    assert cfg.max_txn_ops == 128
+    assert cfg.quota_backend_bytes == 2 * 1024**3
+    assert cfg.initial_members() == {"default": ("http://localhost:2380",)}
+    assert cfg.data_dir == Path("default.kvstore")
+
+
+def test_environment_and_flag_precedence() -> None:
+    env = {"KVSTORE_NAME": "a", "KVSTORE_DATA_DIR": "/data/a", "KVSTORE_SNAPSHOT_COUNT": "50",
+           "KVSTORE_INITIAL_CLUSTER": "a=http://10.0.0.1:2380",
+           "KVSTORE_INITIAL_ADVERTISE_PEER_URLS": "http://10.0.0.1:2380"}  # fmt: skip
+    cfg = _config([], env)
+    assert (cfg.name, cfg.data_dir, cfg.snapshot_count) == ("a", Path("/data/a"), 50)
+    cfg = _config(["--snapshot-count", "7"], env)
+    assert cfg.snapshot_count == 7
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "flag"),
+    [
+        (["--snapshot-count", "many"], {}, "--snapshot-count"),
+        ([], {"KVSTORE_MAX_TXN_OPS": "0"}, "--max-txn-ops"),
+        (["--listen-client-urls", "ftp://x:1"], {}, "--listen-client-urls"),
+        (["--listen-peer-urls", "http://nohost"], {}, "--listen-peer-urls"),
+        (["--initial-cluster-state", "maybe"], {}, "--initial-cluster-state"),
+        (["--initial-cluster", "other=http://h:2380"], {}, "--initial-cluster"),
+        (["--listen-client-urls", "https://127.0.0.1:2379"], {}, "--listen-client-urls"),
+        (["--cert-file", "/nonexistent.pem"], {}, "--cert-file"),
+        (["--client-cert-auth", "true"], {}, "--client-cert-auth"),
+        (["--election-timeout", "100"], {}, "--election-timeout"),
+        (["--log-level", "loud"], {}, "--log-level"),
+    ],
+)
+def test_invalid_settings_name_the_flag(argv: list[str], env: dict[str, str], flag: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _config(argv, env)
+    assert str(info.value).startswith(flag)
+
+
+def test_bad_flag_fails_at_start_naming_it() -> None:
+    result = subprocess.run(
+        [KVSTORE, "serve", "--quota-backend-bytes", "lots"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--quota-backend-bytes" in result.stderr
+
+
+def test_ids_are_deterministic_and_distinct() -> None:
+    cluster = "a=http://h1:2380,b=http://h2:2380,c=http://h3:2380"
+    identities = [
+        bootstrap_identity(
+            _config(["--name", n, "--initial-cluster", cluster,
+                     "--initial-advertise-peer-urls", f"http://h{i + 1}:2380"])
+        )
+        for i, n in enumerate("abc")
+    ]  # fmt: skip
+    assert len({i.cluster_id for i in identities}) == 1
+    assert len({i.member_id for i in identities}) == 3
+    assert identities[0].members == identities[2].members
+    assert ids.member_id(["http://h1:2380"], "t1") != ids.member_id(["http://h1:2380"], "t2")
+    assert ids.member_id(["http://h1:2380"], "t", "5") != ids.member_id(
+        ["http://h1:2380"], "t", "6"
+    )

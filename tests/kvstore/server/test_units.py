@@ -1,0 +1,95 @@
+"""Pure parts of the server: key ranges, the watch hub's filtering and replay, lease
+deadlines, and the mapping of store errors to etcd's codes and messages."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from kvstore.api.gen.mvccpb import kv_pb2
+from kvstore.server import errors
+from kvstore.server.keyrange import in_range, prefix_end
+from kvstore.server.lessor import LeaseClock
+from kvstore.server.statemachine import etcd_error
+from kvstore.server.watch import FILTER_NOPUT, CompactedWatch, Watcher, WatchHub
+from kvstore.storage.errors import CompactedError, InvalidRequestError, LeaseNotFoundError
+
+
+def test_key_ranges() -> None:
+    assert in_range(b"a", b"a", b"")
+    assert not in_range(b"ab", b"a", b"")
+    assert in_range(b"zzz", b"a", b"\0")
+    assert in_range(b"ab", b"a", prefix_end(b"a"))
+    assert not in_range(b"b", b"a", prefix_end(b"a"))
+    assert prefix_end(b"a\xff") == b"b"
+    assert prefix_end(b"\xff\xff") == b"\0"
+
+
+def _event(kind: int, key: bytes, rev: int) -> kv_pb2.Event:
+    ev = kv_pb2.Event(type=kv_pb2.Event.EventType.ValueType(kind))
+    ev.kv.key = key
+    ev.kv.mod_revision = rev
+    ev.prev_kv.key = key
+    return ev
+
+
+def test_watch_hub_replays_then_streams_without_gaps_or_duplicates() -> None:
+    history = [_event(0, b"k1", 2), _event(0, b"other", 3), _event(1, b"k1", 4)]
+    got: list[tuple[int, list[bytes], bool]] = []
+    second: list[tuple[int, list[bytes], bool]] = []
+
+    def deliver(w: Watcher, evs: list[kv_pb2.Event], rev: int) -> None:
+        out = got if w.watch_id == 1 else second
+        out.append((rev, [e.kv.key for e in evs], any(e.HasField("prev_kv") for e in evs)))
+
+    hub = WatchHub(lambda start, key, end: [e for e in history if e.kv.mod_revision >= start])
+    w = Watcher(1, b"k", prefix_end(b"k"), prev_kv=False, filters=frozenset(),
+                progress_notify=False, deliver=deliver)  # fmt: skip
+    hub.add(w, start_revision=2, current=4, compacted=0)
+    hub.publish(4, [_event(0, b"k2", 4)])  # already replayed revision: not sent again
+    hub.publish(5, [_event(0, b"k2", 5)])
+    assert got == [(2, [b"k1"], False), (4, [b"k1"], False), (5, [b"k2"], False)]
+    noput = Watcher(2, b"k1", b"", prev_kv=True, filters=frozenset({FILTER_NOPUT}),
+                    progress_notify=False, deliver=deliver)  # fmt: skip
+    hub.add(noput, 0, current=5, compacted=0)
+    hub.publish(6, [_event(0, b"k1", 6)])
+    hub.publish(7, [_event(1, b"k1", 7)])
+    assert second == [(7, [b"k1"], True)]  # puts filtered out, prev_kv kept
+    assert got[-2:] == [(6, [b"k1"], False), (7, [b"k1"], False)]
+    hub.remove(w)
+    hub.publish(8, [_event(0, b"k1", 8)])
+    assert got[-1][0] == 7
+    with pytest.raises(CompactedWatch) as info:
+        hub.add(Watcher(3, b"k", b"", False, frozenset(), False, deliver), 3, 7, compacted=5)
+    assert info.value.revision == 5
+
+
+def test_lease_clock_only_the_leader_expires_and_a_new_leader_extends() -> None:
+    now = [100.0]
+    clock = LeaseClock(lambda: now[0], min_ttl=2)
+    assert clock.effective_ttl(1) == 2
+    clock.granted(7, 10)
+    now[0] += 100
+    assert clock.expired() == []  # a follower keeps no deadlines
+    clock.promote([(7, 10)], extend=1.0)
+    now[0] += 10.5
+    assert clock.expired() == []  # TTL plus the election allowance
+    assert clock.remaining(7, 10) == 1
+    clock.renew(7, 10)
+    now[0] += 9
+    assert clock.expired() == []
+    now[0] += 2
+    assert clock.expired() == [7]
+    clock.revoked(7)
+    assert clock.expired() == []
+    clock.demote()
+    assert clock.remaining(7, 10) == 10
+
+
+def test_store_errors_map_to_etcd_errors() -> None:
+    assert etcd_error(CompactedError(3, 5)) == errors.COMPACTED
+    assert etcd_error(LeaseNotFoundError(9)) == errors.LEASE_NOT_FOUND
+    assert etcd_error(InvalidRequestError("key is not provided")) == errors.EMPTY_KEY
+    other = etcd_error(InvalidRequestError("something odd"))
+    assert other.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert other.message == "etcdserver: something odd"
