@@ -18,11 +18,6 @@ output "cluster_certificate_authority_data" {
   value       = module.stack.cluster_certificate_authority_data
 }
 
-output "storage_class_name" {
-  description = "The gp3 StorageClass the store's volumes use."
-  value       = module.stack.storage_class_name
-}
-
 output "ecr_repository_name" {
   description = "Name of the ECR repository of the store's image."
   value       = module.stack.ecr_repository_name

@@ -13,21 +13,18 @@ locals {
     eks-pod-identity-agent = null
   }
 
+  # The add-on's own default StorageClass stays off: the store and the monitoring stack
+  # use the encrypted gp3 class "gp3", a Kubernetes object that Argo CD syncs from
+  # deploy/kubernetes (docs/infrastructure.md explains why it is not created here).
   addons_after_nodes = {
-    coredns = null
-    aws-ebs-csi-driver = jsonencode({
-      # A gp3 StorageClass named ebs-csi-default-sc, marked default, for the store's
-      # PersistentVolumeClaims. Volumes are encrypted through the account's EBS
-      # encryption-by-default setting (see the stack module).
-      defaultStorageClass = { enabled = true }
-    })
+    coredns            = null
+    aws-ebs-csi-driver = jsonencode({ defaultStorageClass = { enabled = false } })
   }
 
   addon_names = setunion(keys(local.addons_before_nodes), keys(local.addons_after_nodes))
 
   ebs_csi_namespace       = "kube-system"
   ebs_csi_service_account = "ebs-csi-controller-sa"
-  storage_class_name      = "ebs-csi-default-sc"
 }
 
 data "aws_eks_addon_version" "this" {

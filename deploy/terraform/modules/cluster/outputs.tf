@@ -33,11 +33,6 @@ output "node_role_arn" {
   value       = aws_iam_role.node.arn
 }
 
-output "storage_class_name" {
-  description = "Name of the default gp3 StorageClass created by the EBS CSI add-on, for the store's volumeClaimTemplates."
-  value       = local.storage_class_name
-}
-
 output "control_plane_log_group_name" {
   description = "CloudWatch Logs group of the control-plane logs."
   value       = aws_cloudwatch_log_group.this.name

@@ -125,8 +125,9 @@ module "registry" {
   tags             = local.tags
 }
 
-# The EBS CSI driver's default StorageClass sets no encryption parameter; with encryption
-# by default every new EBS volume in the region is encrypted (AWS managed aws/ebs key).
+# Every new EBS volume in the region is encrypted (AWS managed aws/ebs key), whatever the
+# StorageClass or launch template asks for: a second guard behind the gp3 class's own
+# encrypted parameter.
 resource "aws_ebs_encryption_by_default" "this" {
   count = var.enable_ebs_encryption_by_default ? 1 : 0
 

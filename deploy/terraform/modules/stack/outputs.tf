@@ -18,11 +18,6 @@ output "cluster_certificate_authority_data" {
   value       = module.cluster.cluster_certificate_authority_data
 }
 
-output "storage_class_name" {
-  description = "The gp3 StorageClass the store's volumes use."
-  value       = module.cluster.storage_class_name
-}
-
 output "ecr_repository_name" {
   description = "Name of the ECR repository of the store's image."
   value       = module.registry.repository_name
@@ -69,6 +64,5 @@ output "pipeline_environment" {
     APPLICATION_ROLE_NAME    = module.application_role.role_name
     APPLICATION_ROLE_ARN     = module.application_role.role_arn
     INFRASTRUCTURE_ROLE_NAME = local.names.infrastructure_role
-    STORAGE_CLASS_NAME       = module.cluster.storage_class_name
   }
 }

@@ -93,7 +93,7 @@ variable "cluster_admin_principal_arns" {
 
 variable "enable_ebs_encryption_by_default" {
   type        = bool
-  description = "Turn on EBS encryption by default in this account and region, so every volume the EBS CSI driver creates is encrypted. Account-wide: set it in only one environment if two share an account and region."
+  description = "Turn on EBS encryption by default in this account and region, so every volume (the store's, the nodes') is encrypted even if a StorageClass forgets to ask. Account-wide: set it in only one environment if two share an account and region."
   default     = true
 }
 
