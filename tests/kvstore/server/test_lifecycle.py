@@ -1,0 +1,106 @@
+"""Running the store: graceful SIGTERM, the ``kvstore`` client commands, restart from the
+data dir, and ``kvstore dev-cluster`` from start to Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from kvstore.client import SyncClient
+from tests.kvstore.server.harness import KVSTORE, Cluster, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _kvstore(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [KVSTORE, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"kvstore {' '.join(args)}: {result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_cli_basic_operations(cluster: Cluster) -> None:
+    eps = ",".join(cluster.endpoints)
+    assert _kvstore("put", "cli/a", "1", "--endpoints", eps).stdout.strip() == "OK"
+    _kvstore("put", "cli/b", "2", "--endpoints", eps)
+    assert _kvstore("get", "cli/", "--prefix", "--endpoints", eps).stdout.split() == [
+        "cli/a", "1", "cli/b", "2",
+    ]  # fmt: skip
+    assert _kvstore("del", "cli/a", "--endpoints", eps).stdout.strip() == "1"
+    members = _kvstore("member", "list", "--endpoints", eps).stdout.strip().splitlines()
+    assert len(members) == 3
+    health = _kvstore("endpoint", "health", "--endpoints", eps).stdout
+    assert health.count("is healthy") == 3
+    leader = cluster.leader()
+    target = next(m for m in cluster.members if m is not leader)
+    target_id = f"{cluster.member_id(target):x}"
+    assert target_id in _kvstore("move-leader", target_id, "--endpoints", eps).stdout
+    assert cluster.leader() is target
+    missing = _kvstore("member", "remove", "abcdef", "--endpoints", eps, check=False)
+    assert missing.returncode == 1
+    assert "member not found" in missing.stderr
+
+
+def test_sigterm_transfers_leadership_and_exits_zero(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    with cluster.client() as c:
+        c.put(b"before-sigterm", b"1")
+    started = time.monotonic()
+    code = leader.terminate(timeout=15)
+    elapsed = time.monotonic() - started
+    assert code == 0
+    assert elapsed < 10
+    assert "transferring leadership" in leader.log_text()
+    new_leader = cluster.leader(timeout=5)
+    assert new_leader is not leader
+    with cluster.client() as c:
+        c.put(b"after-sigterm", b"2")
+    # Restarted from its data dir, the member rejoins and catches up.
+    leader.start(cluster.initial_cluster, "new")
+    cluster.wait_healthy()
+    with SyncClient([leader.endpoint], timeout=10) as c:
+        assert c.get(b"after-sigterm").kvs[0].value == b"2"
+        assert c.get(b"before-sigterm").kvs[0].value == b"1"
+
+
+def test_dev_cluster_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    ports = {kind: [free_port("127.0.0.1") for _ in range(3)] for kind in ("c", "p", "m")}
+    proc = subprocess.Popen(
+        [KVSTORE, "dev-cluster", "--nodes", "3", "--data-dir", str(tmp_path / "dev"),
+         "--client-ports", ",".join(map(str, ports["c"])),
+         "--peer-ports", ",".join(map(str, ports["p"])),
+         "--metrics-ports", ",".join(map(str, ports["m"]))],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        banner = []
+        for line in proc.stdout:
+            banner.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(banner)
+        assert str(tmp_path / "dev") in text
+        assert f"http://127.0.0.1:{ports['m'][0]}/metrics" in text
+        eps = ",".join(f"127.0.0.1:{p}" for p in ports["c"])
+        deadline = time.monotonic() + 30
+        while _kvstore("put", "dev", "ok", "--endpoints", eps, check=False).returncode != 0:
+            assert time.monotonic() < deadline, "dev cluster never accepted a write"
+            time.sleep(0.3)
+        assert _kvstore("get", "dev", "--endpoints", eps).stdout.split() == ["dev", "ok"]
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert "stopped" in rest
+    for name in ("infra1", "infra2", "infra3"):
+        assert (tmp_path / "dev" / name / "wal").is_dir()
