@@ -72,18 +72,17 @@ def recovery_seconds(directory: Path, entries: int, size: int) -> tuple[float, f
 
 def mvcc_bytes_per_key(keys: int, value_size: int) -> tuple[float, float]:
     """Python heap bytes per key (tracemalloc) after ``keys`` puts of 16-byte keys and
-    ``value_size``-byte values, and the same with one overwrite of each key (two
-    versions)."""
-    value = b"v" * value_size
+    distinct ``value_size``-byte values (key and value bytes included), and the same with
+    one overwrite of each key (two versions)."""
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     store = MvccStore()
     for i in range(keys):
-        store.execute(PutRequest(b"key/%012d" % i, value))
+        store.execute(PutRequest(b"key/%012d" % i, b"%0*d" % (value_size, i)))
     one = (tracemalloc.get_traced_memory()[0] - base) / keys
     for i in range(keys):
-        store.execute(PutRequest(b"key/%012d" % i, value))
+        store.execute(PutRequest(b"key/%012d" % i, b"%0*d" % (value_size, keys + i)))
     two = (tracemalloc.get_traced_memory()[0] - base) / keys
     tracemalloc.stop()
     return one, two

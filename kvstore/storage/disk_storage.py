@@ -30,6 +30,7 @@ from kvstore.raft.errors import CompactedError, SnapshotOutOfDateError, Unavaila
 from kvstore.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 from kvstore.raft.util import limit_size
 
+from .errors import CorruptionError
 from .snapshotter import DEFAULT_KEEP, Snapshotter
 from .wal import DEFAULT_SEGMENT_SIZE, Replay, Wal
 
@@ -79,8 +80,12 @@ class DiskStorage:
         snap = snapshotter.load_newest()
         if snap is None:
             snap = Snapshot(SnapshotMetadata(conf_state=conf_state or ConfState()))
+        wal_dir = root / WAL_DIR
+        if not snap.is_empty and not any(wal_dir.glob("*.wal")):
+            # Starting a fresh log here would forget the term and vote: refuse instead.
+            raise CorruptionError(wal_dir, 0, "no WAL segments, but snapshots exist")
         wal, replay = Wal.open(
-            root / WAL_DIR,
+            wal_dir,
             base_index=snap.metadata.index,
             metadata=metadata,
             segment_size=segment_size,

@@ -12,6 +12,7 @@ from kvstore.raft import errors as raft_errors
 from kvstore.raft.storage import LogStorage, MemoryStorage
 from kvstore.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 from kvstore.storage.disk_storage import DiskStorage
+from kvstore.storage.errors import CorruptionError
 
 CONF = ConfState(frozenset({1, 2, 3}))
 
@@ -153,3 +154,15 @@ def test_behaves_like_memory_storage(tmp_path: Path, seed: int) -> None:
         assert disk.entries(lo, hi, 10**9) == mem.entries(lo, hi, 10**9), where
         assert disk.term(lo - 1) == mem.term(lo - 1), where
     disk.close()
+
+
+def test_missing_wal_next_to_snapshots_is_refused(tmp_path: Path) -> None:
+    """A fresh log would forget term and vote; better to refuse to start."""
+    s = open_storage(tmp_path)
+    s.save(HardState(3, 2, 5), ents(1, 5), must_sync=True)
+    s.create_snapshot(5, CONF, b"")
+    s.close()
+    for seg in (tmp_path / "wal").glob("*.wal"):
+        seg.unlink()
+    with pytest.raises(CorruptionError, match="no WAL segments"):
+        open_storage(tmp_path)

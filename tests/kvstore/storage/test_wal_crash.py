@@ -1,11 +1,12 @@
 """Crash tests with real processes: a child appends and fsyncs, the test SIGKILLs it at a
 random moment, then recovers the log and checks every promise the child made.
 
-The child (``wal_child``) prints a line only after ``sync()`` returned. After each kill
-the recovered log must hold: every entry reported durable (or, past the reported commit,
-a higher-term overwrite of it, which a later batch may legitimately have written), the
-reported hard state (term and commit never go back: a vote is never lost), contiguous
-indexes, and for every entry exactly the bytes its (term, index) determine.
+The child (``wal_child``) writes through ``DiskStorage`` (WAL, snapshots, segment release)
+and prints a line only after ``sync()`` returned. After each kill the recovered log must
+hold: every entry reported durable (or, past the reported commit, a higher-term
+overwrite of it, which a later batch may legitimately have written), the reported hard
+state (term and commit never go back: a vote is never lost), contiguous indexes, the
+snapshot's contents, and for every entry exactly the bytes its (term, index) determine.
 
 Rounds reuse one directory, so each child starts from the previous crash's recovery. The
 seed is printed on failure; set ``KVSTORE_CRASH_SEED`` to replay one.
@@ -24,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from kvstore.raft.types import Entry
-from kvstore.storage.wal import Wal
-from tests.kvstore.storage.wal_child import payload
+from kvstore.storage.disk_storage import DiskStorage
+from tests.kvstore.storage.wal_child import payload, snapshot_data
 from tests.tooling import ROOT
 
 ROUNDS = 8
@@ -69,6 +70,7 @@ def test_sigkill_never_loses_what_was_reported_durable(tmp_path: Path, seed: int
     directory = tmp_path / "wal"
     promised: tuple[int, int, int, int] | None = None
     total_reports = 0
+    snapshots_seen = 0
     for round_no in range(ROUNDS):
         lines = _run_child(
             directory, seed * 1000 + round_no, rng.randint(0, 40), rng.uniform(0, 0.03)
@@ -77,22 +79,28 @@ def test_sigkill_never_loses_what_was_reported_durable(tmp_path: Path, seed: int
             last, term, commit, commit_term = (int(x) for x in lines[-1].split())
             promised = (last, term, commit, commit_term)
             total_reports += len(lines)
-        wal, replay = Wal.open(directory)
-        wal.close()
-        log = replay.entries
+        storage = DiskStorage.open(directory)
+        storage.close()
+        first, last_index = storage.first_index(), storage.last_index()
+        snap = storage.snapshot().metadata
         where = f"seed {seed}, round {round_no}"
-        for i, e in enumerate(log, start=1):
+        assert snap.index == 0 or storage.snapshot().data == snapshot_data(snap.index), where
+        log = storage.entries(first, last_index + 1, 2**62) if last_index >= first else []
+        for i, e in enumerate(log, start=first):
             assert e.index == i, f"{where}: index {e.index} at position {i}"
             _check_entry(e, seed)
         if promised is None:
             continue
         last, term, commit, commit_term = promised
-        hs = replay.hard_state
+        hs, _ = storage.initial_state()
         assert hs.term >= term and hs.commit >= commit, f"{where}: hard state {hs} lost"
-        assert len(log) >= commit, f"{where}: committed entry {commit} lost"
+        assert last_index >= commit, f"{where}: committed entry {commit} lost"
+        assert first - 1 <= commit, f"{where}: compacted past the commit index"
         if commit:
-            assert log[commit - 1].term == commit_term, f"{where}: committed entry changed"
-        if len(log) < last or log[last - 1].term != term:
+            assert storage.term(commit) == commit_term, f"{where}: committed entry changed"
+        if last_index < last or storage.term(last) != term:
             # Only a later overwrite by a higher term may replace a durable entry.
-            assert log[-1].term > term, f"{where}: durable entry {last} (term {term}) lost"
+            assert storage.term(last_index) > term, f"{where}: durable entry {last} lost"
+        snapshots_seen += snap.index > 0
     assert total_reports > 0, f"seed {seed}: the child never reported anything"
+    assert snapshots_seen > 0, f"seed {seed}: no round recovered from a snapshot"

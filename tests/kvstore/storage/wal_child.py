@@ -1,4 +1,5 @@
-"""The process the crash tests kill: it appends to a WAL and reports what is durable.
+"""The process the crash tests kill: it writes a Raft log through DiskStorage and reports
+what is durable.
 
 Run as ``python -m tests.kvstore.storage.wal_child DIR SEED``. It recovers whatever is in
 DIR, then loops: a few appends (sometimes overwriting a not-yet-committed suffix with a
@@ -8,8 +9,9 @@ higher term, as a Raft follower does), one ``sync()``, then one line on stdout::
 
 printed only after ``sync()`` returned, so every line is a durability promise. Entries
 at or below ``commit`` are never overwritten afterwards; the hard state saved with each
-batch carries the term and commit. Entry data is a pure function of (term, index), so the
-parent can check every recovered byte.
+batch carries the term and commit. Now and then it snapshots at the commit index and
+compacts, which deletes covered WAL segments. Entry data is a pure function of (term,
+index), so the parent can check every recovered byte.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import random
 import sys
 from pathlib import Path
 
-from kvstore.raft.types import Entry, HardState
-from kvstore.storage.wal import Wal
+from kvstore.raft.types import ConfState, Entry, HardState
+from kvstore.storage.disk_storage import DiskStorage
+
+CONF = ConfState(frozenset({1, 2, 3}))
 
 
 def payload(term: int, index: int, size: int) -> bytes:
@@ -30,17 +34,22 @@ def payload(term: int, index: int, size: int) -> bytes:
     return size.to_bytes(4, "little") + body
 
 
+def snapshot_data(index: int) -> bytes:
+    """What the snapshot at ``index`` holds."""
+    return f"state at {index}".encode()
+
+
 def main() -> None:
     """Append and report until killed."""
     directory, seed = Path(sys.argv[1]), int(sys.argv[2])
     rng = random.Random(seed)
-    wal, replay = Wal.open(directory, segment_size=256 * 1024)
-    log = replay.entries
-    term = max(replay.hard_state.term, log[-1].term if log else 0, 1)
-    commit = replay.hard_state.commit
+    storage = DiskStorage.open(directory, conf_state=CONF, segment_size=256 * 1024)
+    hs, _ = storage.initial_state()
+    term = max(hs.term, storage.term(storage.last_index()), 1)
+    commit = hs.commit
     while True:
         for _ in range(rng.randint(1, 4)):
-            last = log[-1].index if log else 0
+            last = storage.last_index()
             start = last + 1
             if rng.random() < 0.15 and last > commit:
                 term += 1
@@ -50,16 +59,17 @@ def main() -> None:
                 Entry(term, i, data=payload(term, i, rng.randint(0, 200_000 if big else 300)))
                 for i in range(start, start + rng.randint(1, 64))
             ]
-            del log[start - 1 :]
-            log.extend(ents)
-            wal.save(HardState(term, 1, commit), ents, sync=False)
-        wal.sync()
-        last_entry = log[-1]
-        at_commit = log[commit - 1].term if commit else 0
-        sys.stdout.write(f"{last_entry.index} {last_entry.term} {commit} {at_commit}\n")
+            storage.save(HardState(term, 1, commit), ents, must_sync=False)
+        storage.sync()
+        last = storage.last_index()
+        at_commit = storage.term(commit) if commit else 0
+        sys.stdout.write(f"{last} {storage.term(last)} {commit} {at_commit}\n")
         sys.stdout.flush()
+        if rng.random() < 0.1 and commit > storage.snapshot().metadata.index:
+            storage.create_snapshot(commit, CONF, snapshot_data(commit))
+            storage.compact(commit)
         # What is durable now may become committed: later batches never overwrite it.
-        commit = last_entry.index
+        commit = last
 
 
 if __name__ == "__main__":
