@@ -17,12 +17,17 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md constraints.txt ./
-COPY kvstore/ ./kvstore/
-RUN python3 -m venv /opt/build \
-    && /opt/build/bin/pip wheel --wheel-dir /wheels --constraint constraints.txt . \
+# Dependencies first, in their own layer: editing the store's code does not rebuild them.
+COPY pyproject.toml constraints.txt ./
+RUN python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
+    && python3 -m venv /opt/build \
     && python3 -m venv /opt/kvstore \
-    && /opt/kvstore/bin/pip install --no-index --find-links /wheels kvstore \
+    && /opt/build/bin/pip wheel --wheel-dir /wheels --constraint constraints.txt --requirement requirements.txt \
+    && /opt/kvstore/bin/pip install --no-index --find-links /wheels --requirement requirements.txt
+COPY README.md ./
+COPY kvstore/ ./kvstore/
+RUN /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels --constraint constraints.txt . \
+    && /opt/kvstore/bin/pip install --no-index --no-deps --find-links /wheels kvstore \
     && /opt/kvstore/bin/pip uninstall --yes pip setuptools \
     && /opt/kvstore/bin/python -m compileall -q /opt/kvstore/lib
 COPY deploy/image/healthcheck.py /opt/kvstore/bin/kvstore-healthcheck
