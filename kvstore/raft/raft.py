@@ -94,6 +94,8 @@ class Raft:
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = config.election_tick
         self.lead_transferee = NONE
+        self.bcast_pending = False
+        """Leader: appends to every follower are due before the next Ready."""
         self.pending_conf_index = 0
         """Leader: index of the last conf change (or of the first entry of its term) that
         must be applied before another conf change may be proposed."""
@@ -160,6 +162,7 @@ class Raft:
         self.heartbeat_elapsed = 0
         self._reset_randomized_election_timeout()
         self.lead_transferee = NONE
+        self.bcast_pending = False
         self.trk.reset_votes()
         last = self.raft_log.last_index()
         for nid, pr in list(self.trk.progress.items()):
@@ -645,9 +648,25 @@ class Raft:
         return True
 
     def _bcast_append(self) -> None:
+        """Schedule appends to every follower. They are built in :meth:`flush`, just
+        before the next Ready, so that every proposal and commit advance since the last
+        Ready travels in one append per follower (batching)."""
+        self.bcast_pending = True
+
+    def flush(self) -> None:
+        """Send the appends scheduled by :meth:`_bcast_append`: one carrying the new entries
+        (or just the commit index), then more while the follower's window allows
+        (pipelining)."""
+        if not self.bcast_pending:
+            return
+        self.bcast_pending = False
+        if self.state != StateType.LEADER:
+            return
         for nid in self.trk.members():
             if nid != self.id:
                 self._send_append(nid)
+                while self._maybe_send_append(nid, send_if_empty=False):
+                    pass
 
     def _bcast_heartbeat(self, ctx: bytes) -> None:
         committed = self.raft_log.committed

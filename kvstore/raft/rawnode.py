@@ -166,6 +166,7 @@ class RawNode:
     def has_ready(self) -> bool:
         """Whether ``ready()`` would return anything to do."""
         r = self.raft
+        r.flush()
         log = r.raft_log
         if r.msgs or r.read_states or log.unstable.entries or log.unstable.snapshot:
             return True
@@ -184,6 +185,7 @@ class RawNode:
         if self._outstanding:
             raise RaftError("ready() called again before advance()")
         r = self.raft
+        r.flush()
         log = r.raft_log
         soft = hard = None
         if r.lead != self._prev_soft.lead or r.state != self._prev_soft.state:
