@@ -6,7 +6,8 @@ locals {
 
   access_entries = merge(
     {
-      for index, arn in var.admin_principal_arns : "admin-${index}" => {
+      # Keyed by ARN, so removing one admin does not re-create the others' entries.
+      for arn in var.admin_principal_arns : "admin:${arn}" => {
         principal_arn = arn
         policy_name   = "AmazonEKSClusterAdminPolicy"
         namespaces    = []
