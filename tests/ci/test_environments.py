@@ -70,7 +70,7 @@ def _broken(old: str, new: str) -> str:
             "argocd.server: 'argocd.staging.kvstore.internal' is not an http(s) URL",
         ),
         (
-            _broken("git:\n  branch: staging", "git: staging"),
+            _broken(STAGING[STAGING.index("git:\n") : STAGING.index("aws:\n")], "git: staging\n"),
             "git: must be a mapping, got str 'staging'",
         ),
         (
@@ -138,3 +138,15 @@ def test_environment_agrees_with_its_kubernetes_values(name: str) -> None:
     env = load(ROOT, name)
     values = yaml.safe_load((ROOT / env.values_file).read_text())
     assert values["image"]["repository"] == env.image_repository
+
+
+def test_environment_repository_is_the_one_argo_cd_syncs() -> None:
+    import yaml  # noqa: PLC0415
+
+    argocd = yaml.safe_load((ROOT / "deploy/kubernetes/argocd/values.yaml").read_text())
+    for name in environments.ENVIRONMENTS:
+        env = load(ROOT, name)
+        assert env.repository == argocd["repoURL"]
+        assert env.branch == argocd["environments"][name]["branch"]
+        assert env.helm.namespace == argocd["environments"][name]["namespace"]
+        assert env.argocd.application == f"kvstore-{name}"

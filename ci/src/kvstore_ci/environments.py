@@ -104,6 +104,7 @@ class Environment:
     """Everything the delivery stages need to know about one environment."""
 
     name: str
+    repository: str
     branch: str
     aws: Aws
     cluster_name: str
@@ -170,6 +171,7 @@ def parse(text: str, source: str, *, expected_name: str | None = None) -> Enviro
     git = fields.section("git")
     env = Environment(
         name=name,
+        repository=git.string("repository", _URL, "an http(s) URL of the git repository"),
         branch=git.string("branch", _BRANCH, "a git branch name"),
         aws=Aws(
             account_id=aws.string("account_id", _ACCOUNT_ID, "12 digits, quoted"),
