@@ -84,6 +84,7 @@ VERSION_OVERHEAD = 64
 
 SNAPSHOT_MAGIC = b"KVMVCC"
 SNAPSHOT_VERSION = 1
+"""Bumped whenever the snapshot layout changes; restore refuses other versions."""
 
 
 class _Rev(NamedTuple):
@@ -94,6 +95,9 @@ class _Rev(NamedTuple):
     version: int
     value: bytes
     lease: int
+    sub: int = 0
+    """Position of the change within its revision (a txn changes several keys at one
+    revision); orders replayed events exactly as they were emitted."""
 
 
 _mod = attrgetter("mod")
@@ -418,11 +422,13 @@ class MvccStore:
 
     def events_since(self, start_revision: int, key: bytes, range_end: bytes = b"") -> list[Event]:
         """Every change to keys in the range at revisions ``>= start_revision``, oldest
-        first (keys ascending within one revision): what a watch starting in the past
-        replays. Raises CompactedError if the history it needs was compacted."""
-        if start_revision < self._compact_rev:
+        first, in the order they were applied within a revision: what a watch starting in
+        the past replays. Raises CompactedError if the history it needs was compacted."""
+        if self._compact_rev and start_revision <= self._compact_rev:
+            # At the compacted revision itself a delete may already be gone with its
+            # tombstone; a watch must start after it to see every change.
             raise CompactedError(start_revision, self._compact_rev)
-        out: list[tuple[int, bytes, Event]] = []
+        out: list[tuple[int, int, Event]] = []
         hi = upper_bound(key, range_end)
         for k in self._keys.irange(key, hi):
             hist = self._index[k]
@@ -435,7 +441,7 @@ class MvccStore:
                     ev = Event(EventType.PUT, _kv(k, r), prev_kv)
                 else:
                     ev = Event(EventType.DELETE, KeyValue(k, mod_revision=r.mod), prev_kv)
-                out.append((r.mod, k, ev))
+                out.append((r.mod, r.sub, ev))
         out.sort(key=lambda t: (t[0], t[1]))
         return [ev for _, _, ev in out]
 
@@ -447,12 +453,12 @@ class MvccStore:
         Returns (hash, revision hashed)."""
         rev = self._check_revision(revision)
         h = zlib.crc32(struct.pack("<q", self._compact_rev))
-        pack = struct.Struct("<Iqqqq").pack
+        pack = struct.Struct("<Iqqqqq").pack
         for key in self._keys:
             for r in self._index[key]:
                 if r.mod > rev:
                     break
-                h = zlib.crc32(pack(len(key), r.mod, r.create, r.version, r.lease), h)
+                h = zlib.crc32(pack(len(key), r.mod, r.sub, r.create, r.version, r.lease), h)
                 h = zlib.crc32(r.value, zlib.crc32(key, h))
         return h, rev
 
@@ -461,7 +467,7 @@ class MvccStore:
 
         "KVMVCC" | version u8 | revision i64 | compact revision i64 | applied index i64
         | n_leases u32, (id i64, ttl i64)... | n_keys u32, per key: key (u32 len + bytes),
-          n_versions u32, (mod, create, version, lease: i64; value: u32 len + bytes)...
+          n_versions u32, (mod, sub, create, version, lease: i64; value: u32 len + bytes)...
         | crc32 u32 of everything before
         """
         w = Writer()
@@ -475,14 +481,14 @@ class MvccStore:
             w.i64(lease_id)
             w.i64(lease.ttl)
         w.u32(len(self._keys))
-        pack = struct.Struct("<qqqqI").pack
+        pack = struct.Struct("<qqqqqI").pack
         buf = w.buf
         for key in self._keys:
             hist = self._index[key]
             w.blob(key)
             w.u32(len(hist))
             for r in hist:
-                buf += pack(r.mod, r.create, r.version, r.lease, len(r.value))
+                buf += pack(r.mod, r.sub, r.create, r.version, r.lease, len(r.value))
                 buf += r.value
         return bytes(buf) + struct.pack("<I", zlib.crc32(buf))
 
@@ -502,14 +508,14 @@ class MvccStore:
         for _ in range(r.u32()):
             lease_id = r.i64()
             fresh._leases[lease_id] = _Lease(r.i64())
-        unpack = struct.Struct("<qqqqI")
+        unpack = struct.Struct("<qqqqqI")
         for _ in range(r.u32()):
             key = r.blob()
             hist: list[_Rev] = []
             for _ in range(r.u32()):
-                mod, create, version, lease, n = unpack.unpack(r._take(unpack.size))
+                mod, sub, create, version, lease, n = unpack.unpack(r._take(unpack.size))
                 value = r._take(n)
-                hist.append(_Rev(mod, create, version, value, lease))
+                hist.append(_Rev(mod, create, version, value, lease, sub))
                 fresh._size += len(key) + n + VERSION_OVERHEAD
             if not hist:
                 raise InvalidRequestError("MVCC snapshot holds a key without versions")
@@ -593,9 +599,9 @@ class _Write:
         value = cur.value if op.ignore_value and cur else op.value
         lease = cur.lease if op.ignore_lease and cur else op.lease
         if cur:
-            new = _Rev(self.rev, cur.create, cur.version + 1, value, lease)
+            new = _Rev(self.rev, cur.create, cur.version + 1, value, lease, len(self.events))
         else:
-            new = _Rev(self.rev, self.rev, 1, value, lease)
+            new = _Rev(self.rev, self.rev, 1, value, lease, len(self.events))
         if hist is None:
             s._index[op.key] = [new]
             s._keys.add(op.key)
@@ -620,7 +626,7 @@ class _Write:
         s = self.s
         hist = s._index[key]
         cur = hist[-1]
-        hist.append(_Rev(self.rev, 0, 0, b"", 0))
+        hist.append(_Rev(self.rev, 0, 0, b"", 0, len(self.events)))
         s._dirty.add(key)
         if cur.lease and cur.lease in s._leases:
             s._leases[cur.lease].keys.discard(key)

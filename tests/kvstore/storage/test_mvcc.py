@@ -238,7 +238,9 @@ def test_compaction_rules() -> None:
         s.compact(9)
     assert get(s, b"k").kvs[0] == KeyValue(b"k", 2, 6, 5, b"4"), "version survives compaction"
     s.execute(CompactionRequest(8))
-    assert s.events_since(8, b"\0", b"\0") == [] and len(s._index) == 1
+    assert s.events_since(9, b"\0", b"\0") == [] and len(s._index) == 1
+    with pytest.raises(CompactedError):
+        s.events_since(8, b"\0", b"\0")
 
 
 def test_events_since_replays_history_for_watchers() -> None:
@@ -257,6 +259,17 @@ def test_events_since_replays_history_for_watchers() -> None:
     s.compact(4)
     with pytest.raises(CompactedError):
         s.events_since(3, b"a")
+
+
+def test_history_replays_a_txn_in_the_order_it_was_applied() -> None:
+    s = MvccStore()
+    res = s.execute(TxnRequest(success=(PutRequest(b"z"), PutRequest(b"a"), PutRequest(b"m"))))
+    live = [e.kv.key for e in res.events]
+    assert live == [b"z", b"a", b"m"]
+    assert [e.kv.key for e in s.events_since(2, b"\0", b"\0")] == live
+    restored = MvccStore()
+    restored.restore(s.snapshot())
+    assert [e.kv.key for e in restored.events_since(2, b"\0", b"\0")] == live
 
 
 def test_apply_is_deterministic_and_errors_are_results() -> None:

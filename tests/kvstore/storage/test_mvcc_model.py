@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvstore.storage.errors import CompactedError, FutureRevisionError, InvalidRequestError
-from kvstore.storage.mvcc import MvccStore
+from kvstore.storage.mvcc import ApplyResult, MvccStore
 from kvstore.storage.mvcc_codec import encode_request
 from kvstore.storage.mvcc_types import (
     CompactionRequest,
@@ -18,6 +18,7 @@ from kvstore.storage.mvcc_types import (
     CompareResult,
     CompareTarget,
     DeleteRangeRequest,
+    Event,
     KeyValue,
     PutRequest,
     RangeRequest,
@@ -127,16 +128,20 @@ txns = st.tuples(
 ops = st.lists(st.one_of(puts, puts, dels, txns, txns, compacts, ranges, snaps), max_size=40)
 
 
-def check_all(store: MvccStore, model: Model) -> None:
+def check_all(store: MvccStore, model: Model, emitted: list[Event]) -> None:
     assert store.revision == model.rev
     got = store.range(RangeRequest(b"\0", b"\0")).kvs
     assert list(got) == model.range(b"\0", b"\0", model.rev)
+    start = model.compacted + 1
+    replayed = store.events_since(start, b"\0", b"\0")
+    assert replayed == [e for e in emitted if e.kv.mod_revision >= start], "watch history"
 
 
 @settings(max_examples=300, deadline=None)
 @given(ops)
 def test_store_matches_the_reference_model(program: list[tuple[object, ...]]) -> None:
     store, model = MvccStore(), Model()
+    emitted: list[Event] = []
     for op in program:
         kind = op[0]
         if kind == "put":
@@ -188,16 +193,18 @@ def test_store_matches_the_reference_model(program: list[tuple[object, ...]]) ->
             assert restored.hash_kv() == store.hash_kv()
             assert restored.db_size == store.db_size
             store = restored
+            res = ApplyResult(store.revision)
         else:
-            run_txn(store, model, op)
-        check_all(store, model)
+            res = run_txn(store, model, op)
+        emitted.extend(res.events)
+        check_all(store, model, emitted)
 
 
 def encode_request_compact(at: int) -> bytes:
     return encode_request(CompactionRequest(at))
 
 
-def run_txn(store: MvccStore, model: Model, op: tuple[object, ...]) -> None:
+def run_txn(store: MvccStore, model: Model, op: tuple[object, ...]) -> ApplyResult:
     _, cmp, result, then_puts, then_dels, else_puts = op
     assert isinstance(cmp, tuple) and isinstance(result, CompareResult)
     key, target, operand = cmp
@@ -222,7 +229,7 @@ def run_txn(store: MvccStore, model: Model, op: tuple[object, ...]) -> None:
     res = store.apply(encode_request(req))
     if dup:
         assert isinstance(res.error, InvalidRequestError)
-        return
+        return res
     model.write(list(chosen_puts), list(chosen_dels))
     assert res.error is None and isinstance(res.response, TxnResponse)
     assert res.response.succeeded == ok
@@ -232,3 +239,4 @@ def run_txn(store: MvccStore, model: Model, op: tuple[object, ...]) -> None:
         last = res.response.responses[-1]
         assert isinstance(last, RangeResponse)
         assert list(last.kvs) == model.range(b"\0", b"\0", model.rev), "a txn sees its writes"
+    return res

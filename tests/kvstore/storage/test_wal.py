@@ -129,30 +129,42 @@ def test_group_commit_one_sync_covers_every_appended_record(tmp_path: Path) -> N
 
 
 def test_group_commit_from_many_threads(tmp_path: Path) -> None:
+    """While one fsync is in flight, other threads append and call sync(): a single
+    further fsync covers all of them (the rest find their records already durable)."""
     fsyncs: list[float] = []
-    wal, _ = Wal.open(tmp_path, fsync_observer=fsyncs.append)
-    lock = threading.Lock()
-    next_index = [1]
-    durable: list[tuple[int, int]] = []
+    in_fsync = threading.Event()
+    release = threading.Event()
 
-    def writer() -> None:
-        for _ in range(50):
-            with lock:
-                i = next_index[0]
-                next_index[0] += 1
-                lsn = wal.append_entries(ents(i, i))
-            durable.append((lsn, wal.sync()))
+    def observe(seconds: float) -> None:
+        fsyncs.append(seconds)
+        if len(fsyncs) == 1:
+            in_fsync.set()
+            assert release.wait(10)
 
-    threads = [threading.Thread(target=writer) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
+    wal, _ = Wal.open(tmp_path, fsync_observer=observe)
+    wal.append_entries(ents(1, 1))
+    first = threading.Thread(target=wal.sync)
+    first.start()
+    assert in_fsync.wait(10)
+    results: dict[int, tuple[int, int]] = {}
+
+    def writer(i: int) -> None:
+        lsn = wal.append_entries(ents(i, i))
+        results[i] = (lsn, wal.sync())
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(2, 10)]
+    for i, t in enumerate(threads, start=2):
+        t.start()  # appends entry i (in index order), then blocks in sync()
+        while wal.appended_lsn < i:
+            threading.Event().wait(0.001)
+    release.set()
+    for t in [first, *threads]:
         t.join()
-    assert all(done >= lsn for lsn, done in durable)
-    assert len(fsyncs) <= 400
+    assert len(fsyncs) == 2, "eight syncs shared one fsync"
+    assert all(durable >= lsn for lsn, durable in results.values())
     wal.close()
     wal, log, _ = reopen(tmp_path)
-    assert [e.index for e in log] == list(range(1, 401))
+    assert [e.index for e in log] == list(range(1, 10))
     wal.close()
 
 
