@@ -31,6 +31,19 @@ ACTIONLINT = (
 )
 
 
+# python:3.11-bookworm (not slim: it has git), where promotion and the Argo CD wait run.
+PYTHON_GIT = (
+    "docker.io/library/python:3.11-bookworm"
+    "@sha256:a8f8fbe1a0edc9e4dddafa64ba73f7e04be7be5ebc23f332362e779e0a2e4e52"
+)
+
+# kubectl, for the rollout wait and smoke check of a deploy and the monitoring manifests.
+KUBECTL = (
+    "registry.k8s.io/kubectl:v1.36.3"
+    "@sha256:6e4fce3c83651edb91b74bc67701c5cd263dd8aa3cd4254b1798d6425a5ab789"
+)
+
+
 def with_mirror(reference: str, mirror: str) -> str:
     """Rewrite ``reference`` to pull from ``mirror`` (a registry host plus optional path).
 
