@@ -84,6 +84,12 @@ def labelled(body: Body, kind: str) -> Iterator[tuple[str, Body]]:
         yield from block.items()
 
 
+def labelled_all(directory: Directory, kind: str = "module") -> Iterator[tuple[str, Body]]:
+    """The one-label blocks of ``kind`` across every file of a directory."""
+    for body in directory.files.values():
+        yield from labelled(body, kind)
+
+
 def typed(body: Body, kind: str) -> Iterator[tuple[str, str, Body]]:
     """The blocks of ``kind`` with two labels (resource, data), as (type, name, body)."""
     for block in body.get(kind, []):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -155,3 +156,40 @@ def test_each_environment_subnet_plan_fits_its_vpc(env: str, tmp_path: Path) -> 
     assert all(subnet.subnet_of(vpc) for subnet in subnets)
     assert not any(a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1 :])
     assert len(nat_zones) == (1 if values["single_nat_gateway"] else len(private))
+
+
+ROOTS = ("envs/staging", "envs/production", "bootstrap")
+PROVIDER_UNREACHABLE = (
+    "Failed to query available provider packages",
+    "Failed to install provider",
+)
+
+
+@pytest.fixture(scope="module")
+def tree_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of deploy/terraform, so a successful init (with registry access) writes its
+    lock files there and not into the source tree."""
+    copy = tmp_path_factory.mktemp("terraform") / "terraform"
+    shutil.copytree(hcl.TERRAFORM_ROOT, copy, ignore=shutil.ignore_patterns(".terraform"))
+    return copy
+
+
+@pytest.mark.parametrize("root", ROOTS)
+def test_root_loads_its_module_tree_and_validates_where_the_provider_can_be_had(
+    root: str, tree_copy: Path, tmp_path: Path
+) -> None:
+    """``terraform init`` reads the whole configuration and installs every module before it
+    asks the registry for the AWS provider. Offline, that request must be the only error;
+    with registry access, the root must also pass ``terraform validate``."""
+    directory = tree_copy / root
+    expected_modules = {name for name, _ in hcl.labelled_all(hcl.load_directory(directory))}
+    result = run(["init", "-backend=false", "-no-color"], directory, tmp_path)
+    output = result.stdout + result.stderr
+    if result.returncode == 0:
+        validate = run(["validate", "-no-color"], directory, tmp_path)
+        assert validate.returncode == 0, validate.stdout + validate.stderr
+        return
+    assert output.count("Error: ") == 1, output
+    assert any(reason in output for reason in PROVIDER_UNREACHABLE), output
+    installed = {line.split()[1].split(".")[0] for line in output.splitlines() if " in " in line}
+    assert expected_modules <= installed, output
