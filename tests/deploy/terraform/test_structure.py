@@ -331,7 +331,7 @@ def test_state_bucket_is_versioned_encrypted_private_and_tls_only(
 
 def test_module_readmes_list_every_input_and_output(directories: list[hcl.Directory]) -> None:
     """The README tables are the module's documented interface; they must not fall behind."""
-    missing = []
+    missing: list[str] = []
     for directory in directories:
         if directory.path.parent != hcl.MODULES:
             continue
