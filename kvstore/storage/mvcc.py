@@ -146,6 +146,7 @@ class MvccStore:
         # Keys whose history a compaction could shrink (several versions or a tombstone).
         self._dirty: set[bytes] = set()
         self._size = 0
+        self._live_keys = 0
         self.applied_index = 0
         """The Raft index of the last entry applied (set by :meth:`apply`; in snapshots)."""
 
@@ -170,7 +171,7 @@ class MvccStore:
 
     def __len__(self) -> int:
         """Number of live (not deleted) keys."""
-        return sum(1 for hist in self._index.values() if hist[-1].version)
+        return self._live_keys
 
     # -- applying ---------------------------------------------------------------------
 
@@ -530,6 +531,7 @@ class MvccStore:
         self._index, self._keys, self._leases = fresh._index, fresh._keys, fresh._leases
         self._rev, self._compact_rev = fresh._rev, fresh._compact_rev
         self._dirty, self._size, self.applied_index = fresh._dirty, fresh._size, fresh.applied_index
+        self._live_keys = sum(1 for hist in self._index.values() if hist[-1].version)
 
 
 _SORT_KEYS = {
@@ -613,6 +615,8 @@ class _Write:
         if lease:
             s._leases[lease].keys.add(op.key)
         s._size += len(op.key) + len(value) + VERSION_OVERHEAD
+        if cur is None:
+            s._live_keys += 1
         prev = _kv(op.key, cur) if cur else None
         self.events.append(Event(EventType.PUT, _kv(op.key, new), prev))
         return PutResponse(prev if op.prev_kv else None)
@@ -631,6 +635,7 @@ class _Write:
         if cur.lease and cur.lease in s._leases:
             s._leases[cur.lease].keys.discard(key)
         s._size += len(key) + VERSION_OVERHEAD
+        s._live_keys -= 1
         prev = _kv(key, cur)
         self.events.append(Event(EventType.DELETE, KeyValue(key, mod_revision=self.rev), prev))
         return prev

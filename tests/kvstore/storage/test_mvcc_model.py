@@ -132,6 +132,7 @@ def check_all(store: MvccStore, model: Model, emitted: list[Event]) -> None:
     assert store.revision == model.rev
     got = store.range(RangeRequest(b"\0", b"\0")).kvs
     assert list(got) == model.range(b"\0", b"\0", model.rev)
+    assert len(store) == len(got)
     start = model.compacted + 1
     replayed = store.events_since(start, b"\0", b"\0")
     assert replayed == [e for e in emitted if e.kv.mod_revision >= start], "watch history"
