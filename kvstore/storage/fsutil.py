@@ -19,6 +19,20 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def ensure_dir(directory: Path) -> None:
+    """Create ``directory`` (and missing parents) durably: each new directory's entry is
+    fsynced in its parent, so a power loss cannot take away a directory whose files were
+    fsynced."""
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        fsync_dir(path.parent)
+
+
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     """Write every byte (``os.write`` may write fewer than asked)."""
     view = memoryview(data)

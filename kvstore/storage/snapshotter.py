@@ -24,7 +24,7 @@ from pathlib import Path
 from kvstore.raft.types import ConfState, Snapshot, SnapshotMetadata
 
 from .errors import CorruptionError
-from .fsutil import fsync_dir, write_file_atomically
+from .fsutil import ensure_dir, fsync_dir, write_file_atomically
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class Snapshotter:
         if keep < 1:
             raise ValueError("keep must be at least 1")
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.directory)
         self._keep = keep
         for tmp in self.directory.glob("*.snap.tmp"):
             tmp.unlink()

@@ -41,7 +41,7 @@ from kvstore.raft.types import Entry, HardState
 
 from . import record
 from .errors import CorruptionError, SnapshotNotFoundError, WalClosedError
-from .fsutil import fsync_dir, write_all, write_file_atomically
+from .fsutil import ensure_dir, fsync_dir, write_all, write_file_atomically
 from .record import FrameError, Metadata, Record, SegmentHeader, SnapshotMarker
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class Wal:
         and SnapshotNotFoundError if the log needs a newer snapshot than ``base_index``.
         """
         path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path)
         for tmp in path.glob("*.wal.tmp"):
             tmp.unlink()
         segments = _list_segments(path)

@@ -280,3 +280,10 @@ def test_leftover_temporary_segment_is_ignored(tmp_path: Path) -> None:
     assert len(replay.entries) == 20
     assert not list(tmp_path.glob("*.tmp"))
     wal.close()
+
+
+def test_open_creates_missing_directories(tmp_path: Path) -> None:
+    wal, replay = Wal.open(tmp_path / "data" / "member" / "wal")
+    assert replay.entries == [] and len(wal.segments) == 1
+    assert wal.segments[0].path.parent == tmp_path / "data" / "member" / "wal"
+    wal.close()
