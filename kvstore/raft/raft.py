@@ -826,7 +826,9 @@ class Raft:
 
     def apply_conf_change(self, cc: ConfChange) -> ConfState:
         """Apply a committed conf change; returns the new membership."""
-        cs = confchange.apply(self.trk, cc, self.raft_log.last_index() + 1)
+        # New members start probing at our last index, so the first probe carries an
+        # entry and goes out at once instead of waiting for the next proposal.
+        cs = confchange.apply(self.trk, cc, max(self.raft_log.last_index(), 1))
         self.is_learner = self.id in self.trk.learners
         if self.id not in self.trk.progress or self.is_learner:
             if self.state == StateType.LEADER:

@@ -67,7 +67,7 @@ conf_changes = st.builds(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(messages)
 def test_message_round_trip(m: Message) -> None:
     data = encode_message(m)
@@ -75,26 +75,31 @@ def test_message_round_trip(m: Message) -> None:
     assert encode_message(decode_message(data)) == data  # deterministic
 
 
+@settings(deadline=None)
 @given(conf_changes)
 def test_conf_change_round_trip(cc: ConfChange) -> None:
     assert decode_conf_change(encode_conf_change(cc)) == cc
 
 
+@settings(deadline=None)
 @given(entries)
 def test_entry_round_trip(e: Entry) -> None:
     assert decode_entry(encode_entry(e)) == e
 
 
+@settings(deadline=None)
 @given(st.builds(HardState, term=u64, vote=u64, commit=u64))
 def test_hard_state_round_trip(hs: HardState) -> None:
     assert decode_hard_state(encode_hard_state(hs)) == hs
 
 
+@settings(deadline=None)
 @given(snapshots)
 def test_snapshot_round_trip(s: Snapshot) -> None:
     assert decode_snapshot(encode_snapshot(s)) == s
 
 
+@settings(deadline=None)
 @given(messages, st.data())
 def test_every_truncation_is_rejected(m: Message, data: st.DataObject) -> None:
     raw = encode_message(m)
@@ -103,6 +108,7 @@ def test_every_truncation_is_rejected(m: Message, data: st.DataObject) -> None:
         decode_message(raw[:cut])
 
 
+@settings(deadline=None)
 @given(messages, st.binary(min_size=1, max_size=8))
 def test_trailing_bytes_are_rejected(m: Message, extra: bytes) -> None:
     with pytest.raises(CodecError, match="trailing"):

@@ -6,7 +6,7 @@ import itertools
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kvstore.raft
@@ -43,6 +43,7 @@ from kvstore.raft.util import ENTRY_OVERHEAD, limit_size
 voter_sets = st.frozensets(st.integers(min_value=1, max_value=9), min_size=1, max_size=7)
 
 
+@settings(deadline=None)
 @given(voter_sets, st.data())
 def test_committed_index_matches_the_naive_definition(
     voters: frozenset[int], data: st.DataObject
@@ -53,6 +54,7 @@ def test_committed_index_matches_the_naive_definition(
     assert committed_index(voters, match) == naive
 
 
+@settings(deadline=None)
 @given(voter_sets, st.data())
 def test_vote_result_matches_enumerating_the_missing_votes(
     voters: frozenset[int], data: st.DataObject
