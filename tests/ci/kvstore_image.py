@@ -10,6 +10,7 @@ the project's constraints) and serves over HTTP on a loopback port (``--network=
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from tests.tooling import ROOT
 
 WHEELHOUSE = ROOT / "dist" / "wheelhouse"
 IMAGE_TAG = "localhost/kvstore:test"
+PREFERRED_PORT = 38765
 
 
 def requirements() -> list[str]:
@@ -33,17 +35,25 @@ def requirements() -> list[str]:
 
 
 def fill_wheelhouse(target: Path = WHEELHOUSE) -> Path:
-    """Download (once; pip skips files it already has) every wheel the build needs."""
+    """Download every wheel the build needs, once per change of requirements or pins."""
+    constraints = ROOT / "constraints.txt"
+    wanted = hashlib.sha256(
+        "\n".join([*requirements(), constraints.read_text()]).encode()
+    ).hexdigest()
+    stamp = target / ".requirements.sha256"
+    if stamp.is_file() and stamp.read_text() == wanted:
+        return target
     target.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
             *(sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"),
-            *("--dest", str(target), "--constraint", str(ROOT / "constraints.txt")),
+            *("--dest", str(target), "--constraint", str(constraints)),
             *requirements(),
         ],
         check=True,
         timeout=600,
     )
+    stamp.write_text(wanted)
     return target
 
 
@@ -56,7 +66,11 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 def serve_directory(directory: Path) -> Iterator[str]:
     """Serve ``directory`` over HTTP on 127.0.0.1 (a pip --find-links page); yield its URL."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    try:
+        # A stable URL keeps Docker's layer cache: the build arg is part of its key.
+        server = ThreadingHTTPServer(("127.0.0.1", PREFERRED_PORT), handler)
+    except OSError:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
