@@ -30,6 +30,16 @@ _RETRYABLE_DETAILS = (
 )
 
 
+_OPTIONS = [
+    ("grpc.max_receive_message_length", 2**31 - 1),
+    ("grpc.max_send_message_length", 2**31 - 1),
+    # Come back quickly to a member that restarted.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
 def prefix_end(prefix: bytes) -> bytes:
     """The range end that selects every key starting with ``prefix``."""
     buf = bytearray(prefix)
@@ -56,9 +66,9 @@ class _Endpoint:
         self.address = address
         target = _target(address)
         if credentials is not None:
-            self.channel = grpc.aio.secure_channel(target, credentials)
+            self.channel = grpc.aio.secure_channel(target, credentials, options=_OPTIONS)
         else:
-            self.channel = grpc.aio.insecure_channel(target)
+            self.channel = grpc.aio.insecure_channel(target, options=_OPTIONS)
         self.kv = rpc_pb2_grpc.KVStub(self.channel)
         self.watch = rpc_pb2_grpc.WatchStub(self.channel)
         self.lease = rpc_pb2_grpc.LeaseStub(self.channel)

@@ -373,7 +373,19 @@ class _WatchStream:
         self._next_id = 0
 
     def _deliver(self, watcher: Watcher, events: list[kv_pb2.Event], revision: int) -> None:
-        del revision
+        if revision < 0:
+            # The hub cancelled the watcher: its history was compacted away.
+            self._watchers.pop(watcher.watch_id, None)
+            self.out.put_nowait(
+                rpc_pb2.WatchResponse(
+                    header=self._s.header(),
+                    watch_id=watcher.watch_id,
+                    canceled=True,
+                    compact_revision=-revision,
+                    cancel_reason=errors.COMPACTED.message,
+                )
+            )
+            return
         self.out.put_nowait(
             rpc_pb2.WatchResponse(header=self._s.header(), watch_id=watcher.watch_id, events=events)
         )

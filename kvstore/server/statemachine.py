@@ -301,6 +301,7 @@ class StateMachine:
             self.members[member.id] = copy
         self.removed = set(state.removed_members)
         self.alarms = {(a.memberID, int(a.alarm)) for a in state.alarms}
+        self.hub.resync(self.kv.revision, self.kv.compact_revision)
         if self.leases.is_primary:
             self.leases.promote([(lease.id, lease.ttl) for lease in self.kv.leases()], 0.0)
 

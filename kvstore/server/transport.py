@@ -29,6 +29,11 @@ PEER_CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_PEER_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_PEER_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 10_000),
+    # A restarted peer must be reachable again within a heartbeat or two, not after
+    # gRPC's default reconnect backoff (up to two minutes).
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 _STEP_TIMEOUT_S = 5.0
 _SNAPSHOT_TIMEOUT_S = 60.0

@@ -19,7 +19,8 @@ FILTER_NOPUT = 0
 FILTER_NODELETE = 1
 
 Deliver = Callable[["Watcher", list[kv_pb2.Event], int], None]
-"""Called with a watcher, its events (possibly empty for progress) and their revision."""
+"""Called with a watcher, its events and their revision; a negative revision with no events
+means the watcher was cancelled because history from ``-revision`` down was compacted."""
 
 
 @dataclass(slots=True, eq=False)
@@ -114,6 +115,19 @@ class WatchHub:
                 self._replay(watcher, batch, batch_rev)
             watcher.next_rev = current + 1
         self._watchers.add(watcher)
+
+    def resync(self, current: int, compacted: int) -> None:
+        """After the state was replaced by a snapshot: bring every watcher up to
+        ``current`` from history, or cancel the ones whose next revision was compacted."""
+        for watcher in list(self._watchers):
+            if watcher.next_rev > current:
+                continue
+            self._watchers.discard(watcher)
+            try:
+                self.add(watcher, watcher.next_rev, current, compacted)
+            except CompactedWatch as exc:
+                watcher.cancelled = True
+                watcher.deliver(watcher, [], -exc.revision)
 
     @staticmethod
     def _replay(watcher: Watcher, events: list[kv_pb2.Event], revision: int) -> None:

@@ -217,12 +217,15 @@ class Cluster:
         return new, resp.member.ID
 
     def stop(self) -> None:
-        for m in self.members:
-            if m.alive:
-                try:
-                    m.terminate(timeout=15)
-                except subprocess.TimeoutExpired:
-                    m.kill()
+        live = [m for m in self.members if m.alive]
+        for m in live:
+            assert m.proc is not None
+            m.proc.send_signal(signal.SIGTERM)
+        for m in live:
+            try:
+                m.terminate(timeout=15)
+            except subprocess.TimeoutExpired:
+                m.kill()
 
     def logs(self) -> str:
         return "\n".join(f"--- {m.name} ---\n{m.log_text()[-4000:]}" for m in self.members)
