@@ -4,7 +4,8 @@ The tree::
 
     RaftError
     ├── ProposalDropped          a proposal was not appended (no leader, transfer in progress,
-    │   └── NotLeader            conf change pending, ...); NotLeader carries the leader hint
+    │   ├── NotLeader            conf change pending, ...); NotLeader carries the leader hint
+    │   └── InvalidConfChange    (also a ConfigError) a proposed change that is not allowed
     ├── ConfigError              an invalid RaftConfig or ConfChange
     ├── StorageError             what a LogStorage may raise
     │   ├── CompactedError       the requested index is below the first available index
@@ -43,6 +44,13 @@ class NotLeader(ProposalDropped):
 
 class ConfigError(RaftError):
     """A configuration value or a membership change is invalid."""
+
+
+class InvalidConfChange(ProposalDropped, ConfigError):
+    """A proposed membership change is not allowed (demoting a voter directly, removing
+    the last voter, an undecodable change). Both a dropped proposal (so a driver that
+    handles ProposalDropped answers the client) and a ConfigError (it is the caller's
+    mistake, retrying will not help)."""
 
 
 class StorageError(RaftError):

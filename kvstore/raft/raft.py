@@ -21,6 +21,7 @@ from .errors import (
     CodecError,
     CompactedError,
     ConfigError,
+    InvalidConfChange,
     NotLeader,
     ProposalDropped,
     RaftError,
@@ -467,10 +468,11 @@ class Raft:
                     "term is not applied yet)"
                 )
             try:
-                cc = decode_conf_change(e.data)
+                confchange.validate(self.trk, decode_conf_change(e.data))
             except CodecError as exc:
-                raise ConfigError(f"undecodable conf change: {exc}") from exc
-            confchange.validate(self.trk, cc)
+                raise InvalidConfChange(f"undecodable conf change: {exc}") from exc
+            except ConfigError as exc:
+                raise InvalidConfChange(str(exc)) from exc
             self.pending_conf_index = last + i + 1
         if not self._append_entries(list(m.entries)):
             raise ProposalDropped("too many uncommitted bytes")
