@@ -127,6 +127,16 @@ resource "aws_route_table_association" "private" {
   route_table_id = aws_route_table.private[each.key].id
 }
 
+# S3 gateway endpoint: free, and ECR serves image layers from S3, so image pulls by the
+# nodes stay off the NAT gateways (and their per-GB processing charge).
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${data.aws_region.current.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [for table in aws_route_table.private : table.id]
+  tags              = merge(var.tags, { Name = "${var.name}-s3" })
+}
+
 # Flow logs: every accepted and rejected flow of the VPC, to an encrypted log group.
 
 resource "aws_cloudwatch_log_group" "flow_logs" {
