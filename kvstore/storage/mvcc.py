@@ -180,10 +180,13 @@ class MvccStore:
 
         Never raises for a bad request: the error is in the result, and the state is
         unchanged, identically on every replica. ``index`` (the entry's index) is recorded
-        as :attr:`applied_index`.
+        as :attr:`applied_index`. Empty data (the entry a new leader appends) changes
+        nothing.
         """
         if index:
             self.applied_index = index
+        if not data:
+            return ApplyResult(self._rev)  # an empty entry (a new leader's first) is a no-op
         try:
             return self.execute(decode_request(data))
         except MvccError as exc:

@@ -287,6 +287,9 @@ def test_apply_is_deterministic_and_errors_are_results() -> None:
             s.apply(encode_request(r), index=i)
     assert stores[0].hash_kv() == stores[1].hash_kv()
     assert stores[0].applied_index == 6
+    empty = stores[0].apply(b"", index=7)
+    assert empty.error is None and empty.revision == stores[0].revision
+    assert stores[0].applied_index == 7
     assert isinstance(stores[0].apply(b"\x01\x63junk").error, InvalidRequestError)
     assert stores[0].hash_kv(4)[1] == 4
     with pytest.raises(CompactedError):
