@@ -340,8 +340,15 @@ data "aws_iam_policy_document" "plan" {
 
   statement {
     sid       = "FindGitHubOidcProvider"
-    actions   = ["iam:GetOpenIDConnectProvider", "iam:ListOpenIDConnectProviders"]
-    resources = [local.github_oidc_provider_arn, "arn:${local.partition}:iam::${local.account}:oidc-provider/*"]
+    actions   = ["iam:GetOpenIDConnectProvider"]
+    resources = [local.github_oidc_provider_arn]
+  }
+
+  statement {
+    sid = "ListOidcProviders"
+    # Listing has no resource-level permissions.
+    actions   = ["iam:ListOpenIDConnectProviders"]
+    resources = ["*"]
   }
 }
 
