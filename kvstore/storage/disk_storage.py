@@ -46,8 +46,14 @@ class DiskStorage:
         self._snapshotter = snapshotter
         self._snapshot = snap
         md = snap.metadata
+        entries = replay.entries
+        if replay.term_at_base not in (None, md.term):
+            # The log's entry at the snapshot index is from another history: a crash hit
+            # between saving a leader's snapshot and logging the reset. What followed that
+            # entry is stale; the snapshot wins (it holds committed state).
+            entries = []
         # _ents[0] stands for the snapshot: its index and term, no data. Entries follow it.
-        self._ents: list[Entry] = [Entry(term=md.term, index=md.index), *replay.entries]
+        self._ents: list[Entry] = [Entry(term=md.term, index=md.index), *entries]
         hs = replay.hard_state
         if hs.commit < md.index:
             # A snapshot only ever holds committed state; the commit index recorded before

@@ -81,6 +81,9 @@ class Replay:
     """The last snapshot marker replayed, if any."""
     truncated: tuple[Path, int] | None = None
     """(file, offset) where a torn tail was cut off, if one was."""
+    term_at_base: int | None = None
+    """The term of the last entry written at ``base_index``, if the log still holds one:
+    the owner checks it against its snapshot's term."""
 
 
 @dataclass(slots=True)
@@ -92,12 +95,17 @@ class _Replayer:
     hard_state: HardState = field(default_factory=HardState)
     entries: list[Entry] = field(default_factory=list)
     snapshot: SnapshotMarker | None = None
+    term_at_base: int | None = None
 
     def feed(self, path: Path, offset: int, rec: Record) -> None:
         if isinstance(rec, Entry):
             pos = rec.index - self.base_index - 1
             if pos < 0:
-                return  # covered by the snapshot the caller restored
+                # Covered by the snapshot, but it still cuts off whatever followed it.
+                self.entries.clear()
+                if rec.index == self.base_index:
+                    self.term_at_base = rec.term
+                return
             if pos > len(self.entries):
                 expected = self.base_index + len(self.entries) + 1
                 raise CorruptionError(
@@ -111,6 +119,7 @@ class _Replayer:
         elif isinstance(rec, SnapshotMarker):
             self.snapshot = rec
             if rec.reset:
+                self.term_at_base = None
                 if rec.index > self.base_index:
                     raise SnapshotNotFoundError(
                         f"{path} at offset {offset}: the log was replaced by a snapshot at "
@@ -236,7 +245,12 @@ class Wal:
             fsync_observer=fsync_observer,
         )
         replay = Replay(
-            stored_metadata, replayer.hard_state, replayer.entries, replayer.snapshot, truncated
+            stored_metadata,
+            replayer.hard_state,
+            replayer.entries,
+            replayer.snapshot,
+            truncated,
+            replayer.term_at_base,
         )
         return wal, replay
 

@@ -13,6 +13,7 @@ from kvstore.raft.storage import LogStorage, MemoryStorage
 from kvstore.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 from kvstore.storage.disk_storage import DiskStorage
 from kvstore.storage.errors import CorruptionError
+from kvstore.storage.snapshotter import Snapshotter
 
 CONF = ConfState(frozenset({1, 2, 3}))
 
@@ -166,3 +167,18 @@ def test_missing_wal_next_to_snapshots_is_refused(tmp_path: Path) -> None:
         seg.unlink()
     with pytest.raises(CorruptionError, match="no WAL segments"):
         open_storage(tmp_path)
+
+
+def test_crash_between_leader_snapshot_file_and_reset_marker(tmp_path: Path) -> None:
+    """The snapshot file is durable, the WAL reset marker is not: entries from the stale
+    history after the snapshot index must not survive next to the newer snapshot."""
+    s = open_storage(tmp_path)
+    s.save(HardState(1, 1, 40), ents(1, 100, term=1), must_sync=True)
+    s.close()
+    leader_snap = Snapshot(SnapshotMetadata(60, 2, CONF), b"leader state")
+    Snapshotter(tmp_path / "snap").save(leader_snap)  # then the crash
+    s = open_storage(tmp_path)
+    assert s.snapshot() == leader_snap
+    assert (s.first_index(), s.last_index(), s.term(60)) == (61, 60, 2)
+    assert s.initial_state()[0] == HardState(1, 1, 60)
+    s.close()

@@ -72,6 +72,17 @@ def test_entries_below_the_base_index_are_skipped(tmp_path: Path) -> None:
     wal.close()
 
 
+def test_an_overwrite_at_or_below_the_base_cuts_what_followed(tmp_path: Path) -> None:
+    wal, _ = Wal.open(tmp_path)
+    wal.save(None, ents(1, 10, term=1), sync=True)
+    wal.save(None, ents(5, 6, term=2), sync=True)
+    wal.close()
+    wal, replay = Wal.open(tmp_path, base_index=6)
+    assert replay.entries == [], "entries 7..10 were discarded by the overwrite at 5"
+    assert replay.term_at_base == 2
+    wal.close()
+
+
 def test_segments_rotate_and_release_keeps_what_the_snapshot_does_not_cover(
     tmp_path: Path,
 ) -> None:
