@@ -106,6 +106,7 @@ def test_token_parsing() -> None:
     ("message", "expected"),
     [
         ("unauthorized: authentication required", "rejected the credentials"),
+        ("no basic auth credentials", "rejected the credentials"),
         ("denied: requested access to the resource is denied", "is not allowed"),
         ("name unknown: repository name not known to registry", "does not exist"),
         ("tag invalid: The image tag 'abc' already exists", "tags are immutable"),

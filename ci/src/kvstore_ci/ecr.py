@@ -152,7 +152,8 @@ def explain_push_error(message: str, registry: str, repository: str) -> str:
     """Turn a registry's push error into a message naming the registry and repository."""
     lowered = message.lower()
     where = f"repository '{repository}' in {registry}"
-    if "401" in lowered or "unauthorized" in lowered or "authentication required" in lowered:
+    rejected = ("401", "unauthorized", "authentication required", "no basic auth credentials")
+    if any(sign in lowered for sign in rejected):
         return (
             f"the registry rejected the credentials for {where} (an expired or revoked "
             f"ECR token, or the wrong account): {message.strip()}"
