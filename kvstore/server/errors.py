@@ -17,14 +17,21 @@ import grpc
 class EtcdError(Exception):
     """An error with the gRPC status code and message an etcd client expects."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, leader_hint: int = 0) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.leader_hint = leader_hint
+        """The leader this member knows of (0: none); sent as ``kvstore-leader`` trailing
+        metadata, so the message itself stays exactly etcd's."""
 
-    def with_detail(self, detail: str) -> EtcdError:
-        """The same error with extra context appended (e.g. a leader hint)."""
-        return EtcdError(self.code, f"{self.message} ({detail})")
+    def with_leader(self, leader: int) -> EtcdError:
+        """The same error carrying a leader hint."""
+        return EtcdError(self.code, self.message, leader)
+
+    def __str__(self) -> str:
+        hint = f" (leader {self.leader_hint:x})" if self.leader_hint else ""
+        return self.message + hint
 
     def __eq__(self, other: object) -> bool:
         return (

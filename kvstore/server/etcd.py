@@ -131,7 +131,7 @@ class EtcdServer:
                 return await self._run_locally(request, kind)
             stub = self.transport.stub(leader)
             if stub is None:
-                raise errors.NO_LEADER.with_detail(f"leader {leader:x} has no known peer URL")
+                raise errors.NO_LEADER.with_leader(leader)
             with tracing.tracer().start_as_current_span("forward") as span:
                 span.set_attribute("kvstore.leader", f"{leader:x}")
                 try:
@@ -144,18 +144,15 @@ class EtcdServer:
                     if code == grpc.StatusCode.FAILED_PRECONDITION and details.startswith(
                         errors.NOT_LEADER.message
                     ):
-                        last = errors.LEADER_CHANGED
+                        last = errors.LEADER_CHANGED.with_leader(self.node.leader)
                         await asyncio.sleep(0.05)
                         continue
                     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                         if details.startswith("etcdserver:"):
                             raise errors.EtcdError(code, details) from None
                         # The leader is gone: wait for the cluster to elect another.
-                        last = errors.EtcdError(
-                            grpc.StatusCode.UNAVAILABLE,
-                            f"{errors.LEADER_CHANGED.message} (leader {leader:x} unreachable)",
-                        )
                         await self._wait_leader_change(leader)
+                        last = errors.LEADER_CHANGED.with_leader(self.node.leader)
                         continue
                     raise errors.EtcdError(code, details) from None
             return kind.FromString(answer.response)
@@ -191,7 +188,7 @@ class EtcdServer:
         self._check_accepting()
         if not self.node.status().is_leader:
             hint = self.node.leader
-            raise errors.NOT_LEADER.with_detail(f"leader hint {hint:x}" if hint else "no leader")
+            raise errors.NOT_LEADER.with_leader(hint)
         body = request.WhichOneof("body")
         if body == "proposal":
             result = await self.node.propose(request.proposal, REQUEST_TIMEOUT_S)

@@ -238,6 +238,7 @@ class Member:
             on_unreachable=lambda mid: self.node.report_unreachable(mid),  # noqa: PLW0108
             on_snapshot_status=lambda mid, ok: self.node.report_snapshot(mid, ok),  # noqa: PLW0108
             credentials=peer_creds,
+            cluster_id=identity.cluster_id,
         )
         self.node = Node(
             identity.member_id,

@@ -229,10 +229,10 @@ class Node:
                 return
             try:
                 submit()
-            except ProposalDropped as exc:
+            except ProposalDropped:
                 self._metrics.proposals_failed.inc()
                 self._waiters.pop(request_id, None)
-                fut.set_exception(errors.NO_LEADER.with_detail(str(exc)))
+                fut.set_exception(errors.NO_LEADER.with_leader(self.leader))
 
         self._enqueue(op)
         self._metrics.proposals_pending.inc()

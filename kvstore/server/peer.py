@@ -16,6 +16,7 @@ from kvstore.raft.codec import decode_message
 from kvstore.raft.errors import CodecError
 from kvstore.server import errors, tracing
 from kvstore.server.etcd import EtcdServer
+from kvstore.server.transport import CLUSTER_ID_KEY
 
 Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
@@ -31,6 +32,13 @@ class PeerService(internal_pb2_grpc.PeerServicer):
     ) -> internal_pb2.StepResponse:
         """Decode and hand Raft messages to the node; messages from removed members are
         refused so a removed member cannot disturb the cluster."""
+        sent = dict(context.invocation_metadata() or ())
+        theirs = sent.get(CLUSTER_ID_KEY)
+        if theirs is not None and theirs != f"{self._s.sm.cluster_id:x}":
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"kvstore: cluster ID mismatch (ours {self._s.sm.cluster_id:x}, theirs {theirs})",
+            )
         try:
             messages = [decode_message(raw) for raw in request.messages]
         except CodecError as exc:

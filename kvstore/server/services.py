@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SNAPSHOT_CHUNK_BYTES = 32 * 1024
+LEADER_HINT_KEY = "kvstore-leader"
+"""Trailing metadata on UNAVAILABLE/FAILED_PRECONDITION errors: the leader's id (hex)."""
 PROGRESS_INTERVAL_S = 5.0
 """How often a watcher with ``progress_notify`` hears the current revision when idle."""
 
@@ -78,6 +80,8 @@ class Observer:
                     return await call()
                 except errors.EtcdError as exc:
                     code = exc.code
+                    if exc.leader_hint:
+                        context.set_trailing_metadata(((LEADER_HINT_KEY, f"{exc.leader_hint:x}"),))
                     await context.abort(exc.code, exc.message)
                     raise  # abort raises; this keeps type checkers informed
         except asyncio.CancelledError:

@@ -35,6 +35,8 @@ PEER_CHANNEL_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+CLUSTER_ID_KEY = "kvstore-cluster-id"
+"""Metadata on every Step call, so a member never accepts Raft traffic from another cluster."""
 _STEP_TIMEOUT_S = 5.0
 _SNAPSHOT_TIMEOUT_S = 60.0
 _MAX_BATCH = 512
@@ -63,8 +65,10 @@ class Transport:
         on_unreachable: Callable[[int], None],
         on_snapshot_status: Callable[[int, bool], None],
         credentials: grpc.ChannelCredentials | None = None,
+        cluster_id: int = 0,
     ) -> None:
         self._peers: dict[int, _Peer] = {}
+        self._cluster_metadata = (CLUSTER_ID_KEY, f"{cluster_id:x}")
         self._on_unreachable = on_unreachable
         self._on_snapshot_status = on_snapshot_status
         self._credentials = credentials
@@ -117,7 +121,7 @@ class Transport:
                 await peer.stub.Step(
                     request,
                     timeout=_SNAPSHOT_TIMEOUT_S if has_snapshot else _STEP_TIMEOUT_S,
-                    metadata=tracing.outgoing_metadata(),
+                    metadata=(*tracing.outgoing_metadata(), self._cluster_metadata),
                 )
             except grpc.aio.AioRpcError as exc:
                 log.debug("send to %x failed: %s", peer.member_id, exc.code())

@@ -156,6 +156,23 @@ def test_alarm_list_is_empty(etcdctl: Etcdctl) -> None:
     assert result.stdout.strip() == ""
 
 
+def test_member_update_changes_peer_urls(etcdctl: Etcdctl, cluster: Cluster) -> None:
+    m = cluster.members[2]
+    member_id = f"{cluster.member_id(m):x}"
+    extra = "http://127.0.0.1:1"
+    out = etcdctl("member", "update", member_id, f"--peer-urls={m.peer_url},{extra}").stdout
+    assert "updated" in out
+    assert f"{m.peer_url},{extra}" in etcdctl("member", "list").stdout
+    etcdctl("member", "update", member_id, f"--peer-urls={m.peer_url}")
+    listed = etcdctl("member", "list").stdout
+    assert extra not in listed
+    with cluster.client() as c:
+        c.put(b"after-update", b"ok")  # the member still takes part
+    assert etcdctl("get", "after-update", endpoints=[m.endpoint]).stdout.split() == [
+        "after-update", "ok",
+    ]  # fmt: skip
+
+
 def test_member_list_add_promote_remove(etcdctl: Etcdctl, cluster: Cluster) -> None:
     listed = etcdctl("member", "list").stdout.strip().splitlines()
     assert len(listed) == 3

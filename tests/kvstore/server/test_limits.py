@@ -11,6 +11,9 @@ import grpc
 import pytest
 
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from kvstore.api.gen.kvstorepb import internal_pb2, internal_pb2_grpc
+from kvstore.raft.codec import encode_message
+from kvstore.raft.types import Message, MessageType
 from kvstore.client import ClientError, SyncClient
 from tests.kvstore.server.harness import Cluster
 
@@ -233,3 +236,24 @@ def test_nospace_alarm(tmp_path: Path) -> None:
             assert c.get(b"tiny").kvs[0].value == b"1"
     finally:
         small.stop()
+
+
+def test_raft_traffic_from_another_cluster_is_refused(cluster: Cluster) -> None:
+    target = cluster.members[0]
+    heartbeat = encode_message(Message(MessageType.HEARTBEAT, to=1, from_=2, term=10**6))
+    with grpc.insecure_channel(f"{target.host}:{target.peer_port}") as channel:
+        stub = internal_pb2_grpc.PeerStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Step(
+                internal_pb2.StepRequest(messages=[heartbeat]),
+                metadata=(("kvstore-cluster-id", "123abc"),),
+                timeout=5,
+            )
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "cluster ID mismatch" in (info.value.details() or "")
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Step(internal_pb2.StepRequest(messages=[b"\x01garbage"]), timeout=5)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # The term of the refused message never reached Raft.
+    with SyncClient([target.endpoint], timeout=5) as c:
+        assert c.status().raftTerm < 10**6
