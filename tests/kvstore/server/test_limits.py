@@ -12,9 +12,9 @@ import pytest
 
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.api.gen.kvstorepb import internal_pb2, internal_pb2_grpc
+from kvstore.client import ClientError, SyncClient
 from kvstore.raft.codec import encode_message
 from kvstore.raft.types import Message, MessageType
-from kvstore.client import ClientError, SyncClient
 from tests.kvstore.server.harness import Cluster
 
 pytestmark = pytest.mark.slow
