@@ -12,6 +12,7 @@ import dagger
 from dagger import DefaultPath, Doc, Ignore, dag, function, object_type
 
 from kvstore_ci import ecr, images, reports, stages
+from kvstore_ci.delivery import Delivery
 from kvstore_ci.plan import Stage
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,8 +42,12 @@ Source = Annotated[
 
 
 @object_type
-class KvstoreCi:
-    """Lint, test, build, publish and deploy the kvstore."""
+class KvstoreCi(Delivery):
+    """Lint, test, build, publish and deploy the kvstore.
+
+    The delivery stages (terraform, helm, promotion, Argo CD, rollback, monitoring,
+    affected) come from :class:`~kvstore_ci.delivery.Delivery`.
+    """
 
     mirror: Annotated[
         str,
