@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+
 from kvstore.client import ClientError, SyncClient
 
 KVSTORE = str(Path(sys.executable).parent / "kvstore")
@@ -51,11 +53,12 @@ class MemberProc:
     log_path: Path
     extra: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    scheme: str = "http"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def client_url(self) -> str:
-        return f"http://{self.host}:{self.client_port}"
+        return f"{self.scheme}://{self.host}:{self.client_port}"
 
     @property
     def endpoint(self) -> str:
@@ -63,7 +66,7 @@ class MemberProc:
 
     @property
     def peer_url(self) -> str:
-        return f"http://{self.host}:{self.peer_port}"
+        return f"{self.scheme}://{self.host}:{self.peer_port}"
 
     @property
     def metrics_url(self) -> str:
@@ -119,14 +122,22 @@ class Cluster:
         size: int,
         extra: list[str] | None = None,
         env: dict[str, str] | None = None,
+        scheme: str = "http",
+        credentials: grpc.ChannelCredentials | None = None,
+        hosts: list[str] | None = None,
     ) -> None:
         self.root = root
+        self.scheme = scheme
+        self.credentials = credentials
         self.members: list[MemberProc] = []
         for i in range(size):
-            self.members.append(self._new_member(f"m{i + 1}", extra or [], env or {}))
+            host = hosts[i] if hosts else None
+            self.members.append(self._new_member(f"m{i + 1}", extra or [], env or {}, host))
 
-    def _new_member(self, name: str, extra: list[str], env: dict[str, str]) -> MemberProc:
-        host = next_host()
+    def _new_member(
+        self, name: str, extra: list[str], env: dict[str, str], host: str | None = None
+    ) -> MemberProc:
+        host = host or next_host()
         return MemberProc(
             name=name,
             host=host,
@@ -137,6 +148,7 @@ class Cluster:
             log_path=self.root / f"{name}.log",
             extra=list(extra),
             env=dict(env),
+            scheme=self.scheme,
         )
 
     @property
@@ -155,7 +167,9 @@ class Cluster:
 
     def client(self, members: list[MemberProc] | None = None, timeout: float = 10) -> SyncClient:
         chosen = members if members is not None else [m for m in self.members if m.alive]
-        return SyncClient([m.endpoint for m in chosen], timeout=timeout)
+        return SyncClient(
+            [m.endpoint for m in chosen], timeout=timeout, credentials=self.credentials
+        )
 
     def healthz(self, m: MemberProc) -> bool:
         try:
@@ -186,7 +200,9 @@ class Cluster:
                 if not m.alive:
                     continue
                 try:
-                    with SyncClient([m.endpoint], timeout=2, rounds=1) as c:
+                    with SyncClient(
+                        [m.endpoint], timeout=2, rounds=1, credentials=self.credentials
+                    ) as c:
                         st = c.status()
                 except ClientError:
                     leaders.add(-1)
@@ -201,7 +217,7 @@ class Cluster:
         raise AssertionError("no agreed leader\n" + self.logs())
 
     def member_id(self, m: MemberProc) -> int:
-        with SyncClient([m.endpoint], timeout=5, rounds=1) as c:
+        with SyncClient([m.endpoint], timeout=5, rounds=1, credentials=self.credentials) as c:
             return c.status().header.member_id
 
     def add_member(

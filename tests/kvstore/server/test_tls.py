@@ -1,0 +1,145 @@
+"""TLS on both ports with client-certificate authentication: a 2-member cluster whose
+members talk to each other over mutual TLS, reached by etcdctl and the Python client with a
+certificate, and refused without one. The CA and certificates are made by the test with
+the ``cryptography`` package, as an operator's own CA would issue them."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kvstore.client import ClientError, SyncClient
+from tests.kvstore.server.harness import Cluster, next_host
+from tests.tooling import require_tool
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def _make_pki(root: Path, ips: list[str]) -> Pki:
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kvstore test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kvstore member")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pki = Pki(root / "ca.pem", root / "member.pem", root / "member-key.pem")
+    pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    pki.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(pki.key, key)
+    return pki
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Pki]]:
+    root = tmp_path_factory.mktemp("tls")
+    hosts = [next_host(), next_host()]
+    pki = _make_pki(root, hosts)
+    flags = [
+        "--cert-file", str(pki.cert), "--key-file", str(pki.key),
+        "--trusted-ca-file", str(pki.ca), "--client-cert-auth", "true",
+        "--peer-cert-file", str(pki.cert), "--peer-key-file", str(pki.key),
+        "--peer-trusted-ca-file", str(pki.ca), "--peer-client-cert-auth", "true",
+    ]  # fmt: skip
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=pki.ca.read_bytes(),
+        private_key=pki.key.read_bytes(),
+        certificate_chain=pki.cert.read_bytes(),
+    )
+    cluster = Cluster(root, 2, extra=flags, scheme="https", credentials=creds, hosts=hosts)
+    try:
+        cluster.start()
+        yield cluster, pki
+    finally:
+        cluster.stop()
+
+
+def test_client_with_certificate_reads_and_writes_through_both_members(
+    tls_cluster: tuple[Cluster, Pki],
+) -> None:
+    cluster, _ = tls_cluster
+    leader = cluster.leader()
+    follower = next(m for m in cluster.members if m is not leader)
+    with cluster.client([follower]) as c:
+        c.put(b"secure", b"yes")  # forwarded to the leader over the mutual-TLS peer link
+        assert c.get(b"secure").kvs[0].value == b"yes"
+
+
+def test_client_without_certificate_is_refused(tls_cluster: tuple[Cluster, Pki]) -> None:
+    cluster, pki = tls_cluster
+    server_only = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
+    client = SyncClient([cluster.endpoints[0]], timeout=3, rounds=1, credentials=server_only)
+    with client, pytest.raises(ClientError) as info:
+        client.get(b"secure")
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_etcdctl_with_certificates(tls_cluster: tuple[Cluster, Pki]) -> None:
+    etcdctl = require_tool("etcdctl")
+    cluster, pki = tls_cluster
+    result = subprocess.run(
+        [etcdctl, "--endpoints", ",".join(cluster.endpoints), "--cacert", str(pki.ca),
+         "--cert", str(pki.cert), "--key", str(pki.key), "put", "via-etcdctl", "tls"],
+        capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, "ETCDCTL_API": "3"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with cluster.client() as c:
+        assert c.get(b"via-etcdctl").kvs[0].value == b"tls"
