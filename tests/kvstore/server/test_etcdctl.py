@@ -65,6 +65,27 @@ def test_get_at_revision_and_json_header(etcdctl: Etcdctl, cluster: Cluster) -> 
     assert int(kvs[0]["mod_revision"]) == int(header["revision"])
 
 
+def test_get_options_sort_limit_keys_and_count_only(etcdctl: Etcdctl, cluster: Cluster) -> None:
+    for key, value in [("opt/c", "3"), ("opt/a", "1"), ("opt/b", "2")]:
+        etcdctl("put", key, value)
+    etcdctl("put", "opt/a", "1again")  # opt/a now has the newest mod revision
+    newest_first = etcdctl(
+        "get", "opt/", "--prefix", "--sort-by=MODIFY", "--order=DESCEND", "--limit=2", "--keys-only"
+    ).stdout.split()
+    assert newest_first == ["opt/a", "opt/b"]
+    by_key = etcdctl("get", "opt/", "--prefix", "--order=DESCEND", "--keys-only").stdout.split()
+    assert by_key == ["opt/c", "opt/b", "opt/a"]
+    with cluster.client() as c:  # etcdctl 3.4 has no --count-only
+        counted = c.get(b"opt/", prefix=True, count_only=True)
+        assert counted.count == 3
+        assert not counted.kvs
+        limited = c.get(b"opt/", prefix=True, limit=1)
+        assert limited.more and limited.count == 3 and len(limited.kvs) == 1
+    ranged = etcdctl("get", "opt/a", "opt/c", "--keys-only").stdout.split()  # [a, c)
+    assert ranged == ["opt/a", "opt/b"]
+    assert etcdctl("defrag").returncode == 0
+
+
 def test_txn_from_stdin(etcdctl: Etcdctl) -> None:
     etcdctl("put", "txn-key", "ready")
     script = (

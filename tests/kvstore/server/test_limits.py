@@ -3,6 +3,8 @@ of them changes state or hurts a member (the members' hashes agree afterwards)."
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.api.gen.kvstorepb import internal_pb2, internal_pb2_grpc
+from kvstore.api.gen.mvccpb import kv_pb2
 from kvstore.client import ClientError, SyncClient
 from kvstore.raft.codec import encode_message
 from kvstore.raft.types import Message, MessageType
@@ -257,3 +260,50 @@ def test_raft_traffic_from_another_cluster_is_refused(cluster: Cluster) -> None:
     # The term of the refused message never reached Raft.
     with SyncClient([target.endpoint], timeout=5) as c:
         assert c.status().raftTerm < 10**6
+
+
+def test_watch_filters_prev_kv_progress_and_cancel(client: SyncClient) -> None:
+    client.put(b"wf/key", b"old")
+    requests: list[rpc_pb2.WatchRequest] = [
+        rpc_pb2.WatchRequest(
+            create_request=rpc_pb2.WatchCreateRequest(
+                key=b"wf/",
+                range_end=b"wf0",
+                prev_kv=True,
+                filters=[rpc_pb2.WatchCreateRequest.NOPUT],
+                watch_id=7,
+            )
+        )
+    ]
+    outgoing: queue.Queue[rpc_pb2.WatchRequest | None] = queue.Queue()
+    for r in requests:
+        outgoing.put(r)
+
+    def feed() -> Iterator[rpc_pb2.WatchRequest]:
+        while (item := outgoing.get()) is not None:
+            yield item
+
+    with grpc.insecure_channel(client.aio.endpoint) as channel:
+        responses = iter(rpc_pb2_grpc.WatchStub(channel).Watch(feed(), timeout=20))
+        created = next(responses)
+        assert created.created and created.watch_id == 7
+        done = threading.Event()
+
+        def write() -> None:
+            client.put(b"wf/key", b"new")  # filtered out (NOPUT)
+            client.delete(b"wf/key")
+            done.set()
+
+        threading.Thread(target=write).start()
+        deleted = next(responses)
+        assert [e.type for e in deleted.events] == [kv_pb2.Event.DELETE]
+        assert deleted.events[0].prev_kv.value == b"new"
+        done.wait(10)
+        outgoing.put(rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest()))
+        progress = next(responses)
+        assert not progress.events
+        assert progress.header.revision == deleted.header.revision
+        outgoing.put(rpc_pb2.WatchRequest(cancel_request=rpc_pb2.WatchCancelRequest(watch_id=7)))
+        cancelled = next(responses)
+        assert cancelled.canceled and cancelled.watch_id == 7
+        outgoing.put(None)
