@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -58,8 +58,19 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return 0, b""
 
 
+class Watched(Protocol):
+    """A process a wait gives up on when it dies: its name, process and log file."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def process(self) -> subprocess.Popen[bytes]: ...
+    @property
+    def log(self) -> Path: ...
+
+
 def wait_until(
-    what: str, check: Callable[[], bool], timeout: float, watch: Sequence[Member] = ()
+    what: str, check: Callable[[], bool], timeout: float, watch: Sequence[Watched] = ()
 ) -> None:
     """Poll ``check`` until it holds; fail with ``what`` (and dead members' logs) on timeout."""
     deadline = time.monotonic() + timeout
