@@ -185,3 +185,26 @@ def test_member_added_live_receives_a_snapshot(cluster: Cluster) -> None:
         c.member_remove(new_id)
     assert new.proc is not None and new.proc.wait(timeout=15) == 0
     cluster.members.remove(new)
+
+
+def test_new_leader_extends_leases_instead_of_expiring_them(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    survivors = [m for m in cluster.members if m is not leader]
+    with cluster.client(survivors) as c:
+        lease = c.lease_grant(4)
+        c.put(b"held", b"1", lease=lease.ID)
+    time.sleep(2.5)
+    leader.kill()  # the last keep-alive (the grant) went to the old leader
+    new_leader = cluster.leader()
+    assert new_leader is not leader
+    # The new leader restarted the lease's clock: the key outlives the original deadline.
+    time.sleep(2.0)
+    assert _serializable_value(new_leader, b"held") == b"1"
+    with cluster.client(survivors) as c:
+        assert c.lease_time_to_live(lease.ID).TTL > 0
+    # ... and the lease still expires, on every live member.
+    for m in survivors:
+        _wait_value(m, b"held", None, timeout=10)
+    leader.start(cluster.initial_cluster, "new")
+    cluster.wait_healthy()
+    _wait_value(leader, b"held", None, timeout=10)

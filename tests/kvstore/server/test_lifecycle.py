@@ -104,3 +104,24 @@ def test_dev_cluster_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert "stopped" in rest
     for name in ("infra1", "infra2", "infra3"):
         assert (tmp_path / "dev" / name / "wal").is_dir()
+
+
+def test_snapshots_compact_the_log_and_restart_from_them(tmp_path: Path) -> None:
+    single = Cluster(tmp_path, 1, extra=["--snapshot-count", "25"])
+    single.start()
+    try:
+        with single.client() as c:
+            for i in range(120):
+                c.put(f"snap/{i:03d}".encode(), str(i).encode())
+        member = single.members[0]
+        snaps = sorted((member.data_dir / "snap").iterdir())
+        assert snaps, "no snapshot file after 120 entries with --snapshot-count 25"
+        assert "snapshot at index" in member.log_text()
+        assert member.terminate() == 0
+        member.start(single.initial_cluster, "new")
+        single.wait_healthy()
+        with single.client() as c:
+            got = c.get(b"snap/", prefix=True)
+        assert [kv.value for kv in got.kvs] == [str(i).encode() for i in range(120)]
+    finally:
+        single.stop()
