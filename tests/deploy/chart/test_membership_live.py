@@ -28,7 +28,7 @@ import pytest
 from tests.deploy.chart.test_membership import SCRIPT, m
 from tests.deploy.monitoring.live import http_get, stop, wait_until
 from tests.deploy.rendering import one, render_env
-from tests.tooling import require_tool
+from tests.tooling import missing, require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -164,9 +164,7 @@ class World:
 def world(tmp_path: Path) -> Iterator[World]:
     unshare = require_tool("unshare")
     if os.geteuid() != 0:
-        pytest.fail(
-            "this test needs root for a private mount namespace (scripts/test-env runs as root)"
-        )
+        missing("a private mount namespace (unshare --mount) needs root")
     w = World(tmp_path, unshare)
     try:
         yield w
