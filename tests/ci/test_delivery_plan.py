@@ -181,7 +181,7 @@ def test_side_effects_carry_a_fresh_run_id() -> None:
     for name in ("terraform-plan", "terraform-apply"):
         steps = [
             str(op.args.get("name")) if op.name == "withEnvVariable" else op.name
-            for op in result(plan(name, env="staging")[0]).ops
+            for op in result(plan(name, env="staging")[-1]).ops
         ]
         assert steps.index(RUN_ID_VARIABLE) < steps.index("withExec"), name
 
@@ -213,6 +213,18 @@ def test_session_token_is_passed_when_given() -> None:
     (p,) = plan("terraform-plan", env="staging", aws_session_token="env://AWS_SESSION_TOKEN")
     names = [op.args["name"] for op in result(p).find("withSecretVariable")]
     assert names == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
+
+
+def test_terraform_apply_without_a_plan_file_applies_the_plan_it_makes() -> None:
+    plans = plan("terraform-apply", env="staging")
+    assert [p.name for p in plans] == ["terraform-plan", "terraform-apply"]
+    made, applied = result(plans[0]), result(plans[1])
+    (handed,) = applied.find("withFile")
+    source = handed.args["source"]
+    assert isinstance(source, Node)
+    assert source.ops[:-1] == made.ops, "the file comes from that very plan run"
+    assert source.ops[-1].name == "file" and source.ops[-1].args["path"] == "staging.tfplan"
+    assert execs(applied)[-1] == terraform.apply_args("staging")
 
 
 def test_terraform_apply_applies_exactly_the_plan_file() -> None:
@@ -387,7 +399,10 @@ def test_monitoring_with_helm_installs_the_pinned_charts() -> None:
         pins["jaeger"]["version"],
     ]
     plans = plan("deploy-monitoring", env="staging", strategy="helm")
-    assert [p.name for p in plans] == ["monitoring-charts", "monitoring-manifests"]
+    assert [p.name for p in plans] == ["kubeconfig", "monitoring-charts", "monitoring-manifests"]
+    given = plan("deploy-monitoring", env="staging", strategy="helm", kubeconfig="file://k")
+    assert [p.name for p in given] == ["monitoring-charts", "monitoring-manifests"]
+    plans = plans[1:]
     upgrades = execs(result(plans[0]))
     for command, chart in zip(upgrades, charts, strict=True):
         assert command[:4] == ["helm", "upgrade", chart.release, chart.chart]

@@ -555,12 +555,33 @@ class Delivery:
         source: Source,
         env: EnvName,
         *,
-        plan: Annotated[dagger.File, Doc("The plan file from terraform-plan (<env>.tfplan)")],
         aws_access_key_id: AwsKeyId,
         aws_secret_access_key: AwsSecretKey,
         aws_session_token: AwsSessionToken = None,
+        plan: Annotated[
+            dagger.File | None,
+            Doc(
+                "The reviewed plan file from terraform-plan (<env>.tfplan); without it, a plan"
+                " is made now and exactly that plan is applied"
+            ),
+        ] = None,
     ) -> str:
-        """Apply exactly the reviewed plan file; a stale plan is refused, never re-planned."""
+        """Apply exactly a saved plan file; a stale plan is refused, never re-planned.
+
+        Without --plan, plans first and applies that plan file (nothing when no changes).
+        """
+        header = ""
+        if plan is None:
+            made = await self.terraform_plan(
+                source,
+                env,
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token,
+            )
+            if not made.changes:
+                return f"{made.summary or 'No changes.'} Nothing to apply.\n"
+            plan, header = made.file, made.text + "\n"
         expected = terraform.plan_file_name(env)
         if (name := await plan.name()) != expected:
             raise StageFailed(
@@ -578,31 +599,33 @@ class Delivery:
             raise StageFailed(
                 "terraform-apply: " + terraform.explain_apply_failure(env, code, _tail(output))
             )
-        return output
+        return header + output
 
     def _plan_terraform_apply(
         self,
         source: dagger.Directory,
         env: str,
         *,
-        plan: dagger.File | str,
         aws_access_key_id: dagger.Secret,
         aws_secret_access_key: dagger.Secret,
         aws_session_token: dagger.Secret | None = None,
+        plan: dagger.File | None = None,
     ) -> list[Stage]:
-        if not isinstance(plan, dagger.File):  # not given: the file terraform-plan exports
-            plan = dag.host().file(terraform.plan_file_name(env))
+        environment = _plan_environment(env)
         aws = AwsSecrets(aws_access_key_id, aws_secret_access_key, aws_session_token)
-        applied = terraform_apply_container(
-            self._delivery_image, source, _plan_environment(env), aws, plan=plan, run_id="<run-id>"
-        )
-        return [
-            Stage(
-                "terraform-apply",
-                applied,
-                (f"check plan file name is {terraform.plan_file_name(env)}", "exit-code"),
+        stages = []
+        if plan is None:
+            planned = terraform_plan_container(
+                self._delivery_image, source, environment, aws, "<run-id>"
             )
-        ]
+            actions = ("exit-code: 0 nothing to apply (stop), 2 apply this plan",)
+            stages.append(Stage("terraform-plan", planned, actions))
+            plan = planned.file(terraform.plan_file_name(env))
+        applied = terraform_apply_container(
+            self._delivery_image, source, environment, aws, plan=plan, run_id="<run-id>"
+        )
+        name_check = f"check plan file name is {terraform.plan_file_name(env)}"
+        return [*stages, Stage("terraform-apply", applied, (name_check, "exit-code"))]
 
     # --- cluster access and helm ---------------------------------------------------------
 
@@ -1145,8 +1168,16 @@ class Delivery:
         ] = "argocd",
         argocd_token: Annotated[dagger.Secret | None, Doc("Argo CD API token (argocd)")] = None,
         kubeconfig: Annotated[
-            dagger.Secret | None, Doc("A kubeconfig for the cluster (helm), from kubeconfig")
+            dagger.Secret | None,
+            Doc("A kubeconfig for the cluster (helm); made from the AWS credentials if not given"),
         ] = None,
+        aws_access_key_id: Annotated[
+            dagger.Secret | None, Doc("AWS access key id (helm, without --kubeconfig)")
+        ] = None,
+        aws_secret_access_key: Annotated[
+            dagger.Secret | None, Doc("AWS secret access key (helm, without --kubeconfig)")
+        ] = None,
+        aws_session_token: AwsSessionToken = None,
         timeout: Annotated[int, Doc("Seconds to wait for each part")] = 900,
     ) -> str:
         """The monitoring pipeline: Prometheus, Grafana, the collector, Jaeger and the
@@ -1165,7 +1196,17 @@ class Delivery:
                 timeout=timeout,
             )
         if kubeconfig is None:
-            raise StageFailed("deploy-monitoring: the helm strategy needs --kubeconfig")
+            if aws_access_key_id is None or aws_secret_access_key is None:
+                raise StageFailed(
+                    "deploy-monitoring: the helm strategy needs --kubeconfig or AWS credentials"
+                )
+            kubeconfig = await self.kubeconfig(
+                source,
+                env,
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token,
+            )
         charts = monitoring_charts(await source.file(ARGOCD_VALUES).contents())
         run_id = new_run_id()
         try:
@@ -1193,6 +1234,9 @@ class Delivery:
         strategy: str = "argocd",
         argocd_token: dagger.Secret | None = None,
         kubeconfig: dagger.Secret | None = None,
+        aws_access_key_id: dagger.Secret | None = None,
+        aws_secret_access_key: dagger.Secret | None = None,
+        aws_session_token: dagger.Secret | None = None,
         timeout: int = 900,
     ) -> list[Stage]:
         environment = _plan_environment(env)
@@ -1218,6 +1262,16 @@ class Delivery:
         from kvstore_ci.dryrun import context_root  # noqa: PLC0415 - plans only
 
         values = (context_root(Path.cwd()) / ARGOCD_VALUES).read_text(encoding="utf-8")
+        access: list[Stage] = []
+        if kubeconfig is None:
+            access = self._plan_kubeconfig(
+                source,
+                env,
+                aws_access_key_id=aws_access_key_id or dag.secret("<aws-access-key-id>"),
+                aws_secret_access_key=aws_secret_access_key
+                or dag.secret("<aws-secret-access-key>"),
+                aws_session_token=aws_session_token,
+            )
         config = kubeconfig or dag.secret("<kubeconfig>")
         charts = monitoring_charts_container(
             self._delivery_image,
@@ -1229,6 +1283,7 @@ class Delivery:
         )
         manifests = monitoring_manifests_container(self._delivery_image, source, config, "<run-id>")
         return [
+            *access,
             Stage("monitoring-charts", charts, ("sync",)),
             Stage("monitoring-manifests", manifests, ("stdout",)),
         ]
