@@ -84,7 +84,14 @@ def test_lint_runs_every_tool_with_its_exact_command() -> None:
         "mypy": ["mypy", "--strict", "--cache-dir", "/cache/mypy", "kvstore", "ci/src", "tests"],
         "yamllint": ["yamllint", "--strict", ".github", "deploy/kubernetes"],
         "terraform-fmt": ["terraform", "fmt", "-check", "-recursive", "-diff", "."],
-        "helm-lint": ["helm", "lint", "--strict", "."],
+        "helm-lint-staging": [
+            *("helm", "lint", "--strict", "charts/kvstore"),
+            *("--values", "environments/staging/values.yaml"),
+        ],
+        "helm-lint-production": [
+            *("helm", "lint", "--strict", "charts/kvstore"),
+            *("--values", "environments/production/values.yaml"),
+        ],
         "actionlint": ["actionlint", "-color=false"],
     }
 
@@ -103,7 +110,8 @@ def test_lint_images_are_the_pinned_ones() -> None:
         "mypy": images.PYTHON,
         "yamllint": images.PYTHON,
         "terraform-fmt": images.TERRAFORM,
-        "helm-lint": images.HELM,
+        "helm-lint-staging": images.HELM,
+        "helm-lint-production": images.HELM,
         "actionlint": images.ACTIONLINT,
     }
     plans = plan("lint")
@@ -122,10 +130,10 @@ def test_lint_tools_see_only_what_they_check() -> None:
             for op in result(stage(plans, name)).walk()
             if op.on == "Directory" and op.name == "directory"
         ]
-        for name in ("terraform-fmt", "helm-lint")
+        for name in ("terraform-fmt", "helm-lint-staging")
     }
     assert mounted["terraform-fmt"][0].args["path"] == stages.TERRAFORM_DIR
-    assert mounted["helm-lint"][0].args["path"] == stages.CHART_DIR
+    assert mounted["helm-lint-staging"][0].args["path"] == stages.KUBERNETES_DIR
 
 
 def test_python_stages_cache_pip_and_mypy() -> None:
@@ -326,8 +334,9 @@ def test_publish_default_tag_is_the_revision_label() -> None:
 def test_ci_plans_lint_test_and_build_together() -> None:
     plans = plan("ci")
     names = [p.name for p in plans]
-    assert names[:7] == [p.name for p in plan("lint")]
-    assert names[7:] == ["test", "build", "reports"]
+    lint = [p.name for p in plan("lint")]
+    assert names[: len(lint)] == lint
+    assert names[len(lint) :] == ["test", "build", "reports"]
     assert result(stage(plans, "build")).find("dockerBuild")
 
 

@@ -24,9 +24,11 @@ from kvstore_ci.reports import (
 )
 
 __all__ = [
-    "CHART_DIR",
+    "CHART_PATH",
     "DEFAULT_TEST_SELECTION",
+    "ENVIRONMENTS",
     "JUNIT_REPORT",
+    "KUBERNETES_DIR",
     "OCI_LABEL",
     "SOURCE_IGNORE",
     "TERRAFORM_DIR",
@@ -51,7 +53,9 @@ MYPY_CACHE = "/cache/mypy"
 DEFAULT_TEST_SELECTION = "not docker and not engine"
 JUNIT_REPORT = "/tmp/test-results/junit.xml"  # noqa: S108 - a path inside the test container
 TERRAFORM_DIR = "deploy/terraform"
-CHART_DIR = "deploy/kubernetes/charts/kvstore"
+KUBERNETES_DIR = "deploy/kubernetes"
+CHART_PATH = "charts/kvstore"  # inside KUBERNETES_DIR
+ENVIRONMENTS = ("staging", "production")  # KUBERNETES_DIR/environments/<env>/values.yaml
 TYPED_PATHS = ("kvstore", "ci/src", "tests")
 YAML_PATHS = (".github", "deploy/kubernetes")
 
@@ -121,7 +125,8 @@ def lint_checks(image: Image, source: dagger.Directory) -> list[Check]:
     dev = python_dev(image, source)
     typed = dev.with_mounted_cache(MYPY_CACHE, dag.cache_volume("kvstore-mypy"))
     terraform = image(images.TERRAFORM).with_directory(SRC, source.directory(TERRAFORM_DIR))
-    helm = image(images.HELM).with_directory(SRC, source.directory(CHART_DIR))
+    # The chart requires an image digest, which only an environment's values give.
+    helm = image(images.HELM).with_directory(SRC, source.directory(KUBERNETES_DIR))
     # actionlint finds the workflows from the repository root, which it recognises by .git.
     actionlint = (
         image(images.ACTIONLINT)
@@ -143,7 +148,19 @@ def lint_checks(image: Image, source: dagger.Directory) -> list[Check]:
             "-diff",
             ".",
         ),
-        _check(helm.with_workdir(SRC), "helm-lint", "helm", "lint", "--strict", "."),
+        *(
+            _check(
+                helm.with_workdir(SRC),
+                f"helm-lint-{env}",
+                "helm",
+                "lint",
+                "--strict",
+                CHART_PATH,
+                "--values",
+                f"environments/{env}/values.yaml",
+            )
+            for env in ENVIRONMENTS
+        ),
         _check(actionlint.with_workdir(SRC), "actionlint", "actionlint", "-color=false"),
     ]
 
