@@ -15,9 +15,10 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from dagger import dag
 from kvstore_ci import KvstoreCi, images, stages
 from kvstore_ci.dryrun import PlanError, plan_function, split_command
-from kvstore_ci.plan import Node, Op, StagePlan, functions_of
+from kvstore_ci.plan import Node, Op, Stage, StagePlan, describe, functions_of, render, to_json
 
 from tests.tooling import ROOT
 
@@ -395,3 +396,26 @@ def test_plan_command_prints_text_and_json() -> None:
     )
     assert failed.returncode == 2
     assert "no function 'nope'" in failed.stderr
+
+
+def test_a_secret_value_never_reaches_a_plan() -> None:
+    """publish turns the ECR password into a secret with set_secret; its value stays out."""
+    value = "ecr-password-value-7f3a"
+    secret = dag.set_secret("ecr-token-registry.example", value)
+    container = dag.container().from_(images.PYTHON).with_registry_auth("r.example", "AWS", secret)
+    described = describe(Stage("push", container, ("publish r.example/kv:1",)))
+    assert value not in render([described])
+    assert value not in json.dumps(to_json(described))
+    (auth,) = result(described).find("withRegistryAuth")
+    secret_node = auth.args["secret"]
+    assert isinstance(secret_node, Node)
+    assert secret_node.ops[-1].args == {"name": "ecr-token-registry.example"}
+
+
+def test_text_plan_reads_top_down() -> None:
+    text = render(plan("build", revision="abc"))
+    lines = text.splitlines()
+    assert lines[0] == "build:"
+    assert lines[1].startswith("  start host.directory(., [.git, .venv")
+    assert lines[2].startswith("  dockerBuild buildArgs=[{name=BASE_IMAGE, value=docker.io/")
+    assert "  withLabel name=org.opencontainers.image.revision value=abc" in lines

@@ -193,6 +193,17 @@ def _quote(word: str) -> str:
     return repr(word) if not word or any(c.isspace() or c in "'\"$" for c in word) else word
 
 
+def _lines(node: Node) -> list[str]:
+    """One line per operation; the root calls that yield the first object (a host
+    directory the build starts from, say) are shown as one ``start`` line."""
+    ops = [op for op in node.ops if not (op.on == "Query" and op.name == "container")]
+    lead = 0
+    while lead < len(ops) and ops[lead].on in {"Query", "Host"}:
+        lead += 1
+    head = [f"start {_short(Node(node.type, tuple(ops[:lead])))}"] if lead else []
+    return head + [_line(op) for op in ops[lead:]]
+
+
 def render(plans: Sequence[StagePlan]) -> str:
     """The plan as indented text, one operation a line."""
     lines: list[str] = []
@@ -200,10 +211,7 @@ def render(plans: Sequence[StagePlan]) -> str:
         lines.append(f"{plan.name}:")
         lines.extend(f"  input {name}: {_short(node)}" for name, node in plan.inputs.items())
         if plan.result is not None:
-            for op in plan.result.ops:
-                if op.on == "Query" and op.name == "container":
-                    continue
-                lines.append(f"  {_line(op)}")
+            lines.extend(f"  {line}" for line in _lines(plan.result))
         lines.extend(f"  => {action}" for action in plan.actions)
     return "\n".join(lines) + "\n"
 
