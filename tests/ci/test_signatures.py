@@ -64,6 +64,8 @@ def type_name(hint: Any) -> str:
         return names[hint]
     if isinstance(hint, type) and issubclass(hint, dagger.client.base.Type):
         return hint.__name__
+    if isinstance(hint, type) and hasattr(hint, "__dagger_object_type__"):
+        return hint.__name__  # an object type of the module, e.g. TerraformPlan
     return str(hint)
 
 
