@@ -1,15 +1,23 @@
 """The MVCC store against a deliberately naive reference model (a dict of key -> list of
-(revision, value or None for a delete)), over random sequences of put, delete, txn,
-compaction, range at a past revision and snapshot/restore."""
+(revision, value or None for a delete, lease)), over random sequences of put (with and
+without a lease), delete, txn, compaction, range at a past revision, lease grant and
+revoke, and snapshot/restore."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvstore.storage.errors import CompactedError, FutureRevisionError, InvalidRequestError
+from kvstore.storage.errors import (
+    CompactedError,
+    FutureRevisionError,
+    InvalidRequestError,
+    LeaseExistsError,
+    LeaseNotFoundError,
+)
 from kvstore.storage.mvcc import ApplyResult, MvccStore
 from kvstore.storage.mvcc_codec import encode_request
 from kvstore.storage.mvcc_types import (
@@ -20,6 +28,8 @@ from kvstore.storage.mvcc_types import (
     DeleteRangeRequest,
     Event,
     KeyValue,
+    LeaseGrantRequest,
+    LeaseRevokeRequest,
     PutRequest,
     RangeRequest,
     RangeResponse,
@@ -44,18 +54,19 @@ def in_model_range(k: bytes, key: bytes, end: bytes) -> bool:
 class Model:
     rev: int = 1
     compacted: int = 0
-    hist: dict[bytes, list[tuple[int, bytes | None]]] = field(default_factory=dict)
+    hist: dict[bytes, list[tuple[int, bytes | None, int]]] = field(default_factory=dict)
+    leases: set[int] = field(default_factory=set)
 
     def get(self, key: bytes, at: int) -> KeyValue | None:
-        seen = [(r, v) for r, v in self.hist.get(key, []) if r <= at]
+        seen = [h for h in self.hist.get(key, []) if h[0] <= at]
         if not seen or seen[-1][1] is None:
             return None
-        life: list[tuple[int, bytes | None]] = []
-        for r, v in seen:
-            life = [] if v is None else [*life, (r, v)]
-        value = life[-1][1]
+        life: list[tuple[int, bytes | None, int]] = []
+        for h in seen:
+            life = [] if h[1] is None else [*life, h]
+        rev, value, lease = life[-1]
         assert value is not None
-        return KeyValue(key, life[0][0], life[-1][0], len(life), value)
+        return KeyValue(key, life[0][0], rev, len(life), value, lease)
 
     def range(self, key: bytes, end: bytes, at: int) -> list[KeyValue]:
         out = [self.get(k, at) for k in sorted(self.hist) if in_model_range(k, key, end)]
@@ -70,16 +81,27 @@ class Model:
             return FutureRevisionError(at, self.rev)
         return at
 
-    def write(self, puts: list[tuple[bytes, bytes]], dels: list[tuple[bytes, bytes]]) -> None:
-        """Apply puts and deletes as one revision (only if something changes)."""
-        changed: list[tuple[bytes, bytes | None]] = list(puts)
+    def write(
+        self,
+        puts: list[tuple[bytes, bytes]],
+        dels: list[tuple[bytes, bytes]],
+        lease: int = 0,
+        deleted: list[bytes] | None = None,
+    ) -> None:
+        """Apply puts (with ``lease``) and deletes (ranges, or the keys in ``deleted``) as
+        one revision, only if something changes."""
+        changed: list[tuple[bytes, bytes | None, int]] = [(k, v, lease) for k, v in puts]
         for key, end in dels:
-            changed += [(kv.key, None) for kv in self.range(key, end, self.rev)]
+            changed += [(kv.key, None, 0) for kv in self.range(key, end, self.rev)]
+        changed += [(k, None, 0) for k in deleted or []]
         if not changed:
             return
         self.rev += 1
-        for k, v in changed:
-            self.hist.setdefault(k, []).append((self.rev, v))
+        for k, v, lease_id in changed:
+            self.hist.setdefault(k, []).append((self.rev, v, lease_id))
+
+    def keys_with_lease(self, lease: int) -> list[bytes]:
+        return [kv.key for kv in self.range(b"\0", b"\0", self.rev) if kv.lease == lease]
 
     def compare(
         self, key: bytes, target: CompareTarget, op: int | bytes, res: CompareResult
@@ -94,6 +116,7 @@ class Model:
             CompareTarget.CREATE: kv.create_revision,
             CompareTarget.MOD: kv.mod_revision,
             CompareTarget.VALUE: kv.value,
+            CompareTarget.LEASE: kv.lease,
         }
         actual = fields[target]
         if res == CompareResult.EQUAL:
@@ -107,12 +130,17 @@ class Model:
 
 keys = st.sampled_from(KEYS)
 values = st.binary(max_size=3)
-puts = st.tuples(st.just("put"), keys, values)
+lease_ids = st.integers(1, 3)
+puts = st.tuples(st.just("put"), keys, values, st.one_of(st.just(0), lease_ids))
+grants = st.tuples(st.just("grant"), lease_ids)
+revokes = st.tuples(st.just("revoke"), lease_ids)
 dels = st.tuples(st.just("del"), keys, st.sampled_from(ENDS))
 compacts = st.tuples(st.just("compact"), st.integers(-1, 6))
 ranges = st.tuples(st.just("range"), keys, st.sampled_from(ENDS), st.integers(-1, 8))
 snaps = st.tuples(st.just("snapshot"))
-int_targets = st.sampled_from([CompareTarget.VERSION, CompareTarget.CREATE, CompareTarget.MOD])
+int_targets = st.sampled_from(
+    [CompareTarget.VERSION, CompareTarget.CREATE, CompareTarget.MOD, CompareTarget.LEASE]
+)
 compares = st.one_of(
     st.tuples(keys, st.just(CompareTarget.VALUE), values),
     st.tuples(keys, int_targets, st.integers(0, 8)),
@@ -125,7 +153,10 @@ txns = st.tuples(
     st.lists(st.tuples(keys, st.sampled_from(ENDS)), max_size=2),
     st.lists(st.tuples(keys, values), max_size=2),
 )
-ops = st.lists(st.one_of(puts, puts, dels, txns, txns, compacts, ranges, snaps), max_size=40)
+ops = st.lists(
+    st.one_of(puts, puts, dels, txns, txns, compacts, ranges, snaps, grants, revokes),
+    max_size=40,
+)
 
 
 def check_all(store: MvccStore, model: Model, emitted: list[Event]) -> None:
@@ -138,6 +169,99 @@ def check_all(store: MvccStore, model: Model, emitted: list[Event]) -> None:
     assert replayed == [e for e in emitted if e.kv.mod_revision >= start], "watch history"
 
 
+Step = Callable[[MvccStore, Model, tuple[object, ...]], ApplyResult]
+
+
+def step_put(store: MvccStore, model: Model, op: tuple[object, ...]) -> ApplyResult:
+    _, key, value, lease = op
+    assert isinstance(key, bytes) and isinstance(value, bytes) and isinstance(lease, int)
+    res = store.apply(encode_request(PutRequest(key, value, lease)))
+    if lease and lease not in model.leases:
+        assert isinstance(res.error, LeaseNotFoundError) and not res.events
+    else:
+        model.write([(key, value)], [], lease)
+        assert res.error is None
+        assert [e.kv for e in res.events] == [model.get(key, model.rev)]
+    return res
+
+
+def step_grant(store: MvccStore, model: Model, op: tuple[object, ...]) -> ApplyResult:
+    lease = op[1]
+    assert isinstance(lease, int)
+    res = store.apply(encode_request(LeaseGrantRequest(lease, 30)))
+    if lease in model.leases:
+        assert isinstance(res.error, LeaseExistsError)
+    else:
+        assert res.error is None and not res.events
+        model.leases.add(lease)
+    return res
+
+
+def step_revoke(store: MvccStore, model: Model, op: tuple[object, ...]) -> ApplyResult:
+    lease = op[1]
+    assert isinstance(lease, int)
+    res = store.apply(encode_request(LeaseRevokeRequest(lease)))
+    if lease not in model.leases:
+        assert isinstance(res.error, LeaseNotFoundError)
+    else:
+        doomed = model.keys_with_lease(lease)
+        model.write([], [], deleted=doomed)
+        model.leases.discard(lease)
+        assert res.error is None and [e.kv.key for e in res.events] == doomed
+    return res
+
+
+def step_delete(store: MvccStore, model: Model, op: tuple[object, ...]) -> ApplyResult:
+    _, key, end = op
+    assert isinstance(key, bytes) and isinstance(end, bytes)
+    before = model.range(key, end, model.rev)
+    res = store.apply(encode_request(DeleteRangeRequest(key, end, prev_kv=True)))
+    model.write([], [(key, end)])
+    assert res.response is not None and not res.error
+    assert [e.prev_kv for e in res.events] == before
+    return res
+
+
+def step_compact(store: MvccStore, model: Model, op: tuple[object, ...]) -> ApplyResult:
+    back = op[1]
+    assert isinstance(back, int)
+    at = model.rev - back
+    res = store.apply(encode_request(CompactionRequest(at)))
+    if at <= model.compacted:
+        assert isinstance(res.error, CompactedError)
+    elif at > model.rev:
+        assert isinstance(res.error, FutureRevisionError)
+    else:
+        model.compacted = at
+        assert res.error is None
+    return res
+
+
+def step_range(store: MvccStore, model: Model, op: tuple[object, ...]) -> ApplyResult:
+    _, key, end, back = op
+    assert isinstance(key, bytes) and isinstance(end, bytes) and isinstance(back, int)
+    at = model.rev - back
+    want = model.check_revision(at)
+    res = store.apply(encode_request(RangeRequest(key, end, revision=at)))
+    if isinstance(want, Exception):
+        assert type(res.error) is type(want)
+    else:
+        assert isinstance(res.response, RangeResponse)
+        assert list(res.response.kvs) == model.range(key, end, want)
+        assert res.response.count == len(res.response.kvs)
+    return res
+
+
+STEPS: dict[str, Step] = {
+    "put": step_put,
+    "grant": step_grant,
+    "revoke": step_revoke,
+    "del": step_delete,
+    "compact": step_compact,
+    "range": step_range,
+}
+
+
 @settings(max_examples=300, deadline=None)
 @given(ops)
 def test_store_matches_the_reference_model(program: list[tuple[object, ...]]) -> None:
@@ -145,64 +269,21 @@ def test_store_matches_the_reference_model(program: list[tuple[object, ...]]) ->
     emitted: list[Event] = []
     for op in program:
         kind = op[0]
-        if kind == "put":
-            _, key, value = op
-            assert isinstance(key, bytes) and isinstance(value, bytes)
-            res = store.apply(encode_request(PutRequest(key, value)))
-            model.write([(key, value)], [])
-            assert res.error is None and [e.kv for e in res.events] == [model.get(key, model.rev)]
-        elif kind == "del":
-            _, key, end = op
-            assert isinstance(key, bytes) and isinstance(end, bytes)
-            before = model.range(key, end, model.rev)
-            res = store.apply(encode_request(DeleteRangeRequest(key, end, prev_kv=True)))
-            model.write([], [(key, end)])
-            assert res.response is not None and not res.error
-            assert [e.prev_kv for e in res.events] == before
-        elif kind == "compact":
-            back = op[1]
-            assert isinstance(back, int)
-            at = model.rev - back
-            res = store.apply(encode_request_compact(at))
-            expected = (
-                CompactedError
-                if at <= model.compacted
-                else FutureRevisionError
-                if at > model.rev
-                else None
-            )
-            if expected is None:
-                model.compacted = at
-                assert res.error is None
-            else:
-                assert isinstance(res.error, expected)
-        elif kind == "range":
-            _, key, end, back = op
-            assert isinstance(key, bytes) and isinstance(end, bytes) and isinstance(back, int)
-            at = model.rev - back
-            want = model.check_revision(at)
-            res = store.apply(encode_request(RangeRequest(key, end, revision=at)))
-            if isinstance(want, Exception):
-                assert type(res.error) is type(want)
-            else:
-                assert isinstance(res.response, RangeResponse)
-                assert list(res.response.kvs) == model.range(key, end, want)
-                assert res.response.count == len(res.response.kvs)
-        elif kind == "snapshot":
+        if kind == "snapshot":
             restored = MvccStore()
             restored.restore(store.snapshot())
             assert restored.hash_kv() == store.hash_kv()
             assert restored.db_size == store.db_size
+            assert restored.leases() == store.leases()
             store = restored
             res = ApplyResult(store.revision)
-        else:
+        elif kind == "txn":
             res = run_txn(store, model, op)
+        else:
+            assert isinstance(kind, str)
+            res = STEPS[kind](store, model, op)
         emitted.extend(res.events)
         check_all(store, model, emitted)
-
-
-def encode_request_compact(at: int) -> bytes:
-    return encode_request(CompactionRequest(at))
 
 
 def run_txn(store: MvccStore, model: Model, op: tuple[object, ...]) -> ApplyResult:
