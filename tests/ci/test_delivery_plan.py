@@ -338,9 +338,9 @@ def test_deploy_chains_the_stages_in_order() -> None:
         "build",
         "ecr-login",
         "publish",
-        "kubeconfig",
         "promote",
         "argocd-sync",
+        "kubeconfig",
         "smoke",
     ]
     helm = plan("deploy", env="staging", revision=COMMIT, strategy="helm")
@@ -350,6 +350,7 @@ def test_deploy_chains_the_stages_in_order() -> None:
         "publish",
         "kubeconfig",
         "helm-upgrade",
+        "kubeconfig",
         "smoke",
     ]
     promote = execs(result(stage(gitops, "promote")))[-1]

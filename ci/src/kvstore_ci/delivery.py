@@ -661,7 +661,7 @@ class Delivery:
             text = await anyio.to_thread.run_sync(make)
         except eks_token.EksAccessError as error:
             raise StageFailed(f"kubeconfig: {error}") from error
-        return dag.set_secret(f"kubeconfig-{env}", text)
+        return dag.set_secret(f"kubeconfig-{env}-{new_run_id()[:12]}", text)
 
     def _plan_kubeconfig(
         self,
@@ -682,7 +682,7 @@ class Delivery:
                 (
                     f"eks describe-cluster {cluster} (region {region})",
                     f"sts presign GetCallerIdentity, header x-k8s-aws-id: {cluster}",
-                    f"set-secret kubeconfig-{env}",
+                    f"set-secret kubeconfig-{env}-<run-id>",
                 ),
                 inputs=aws.named(),
             )
@@ -929,16 +929,24 @@ class Delivery:
             region=environment.aws.region,
         )
         report = [f"published {reference}"]
-        kubeconfig = await self.kubeconfig(
-            source,
-            env,
-            aws_access_key_id=aws_access_key_id,
-            aws_secret_access_key=aws_secret_access_key,
-            aws_session_token=aws_session_token,
-        )
+
+        async def fresh_kubeconfig() -> dagger.Secret:
+            # EKS tokens last 15 minutes: one per step that talks to the cluster.
+            return await self.kubeconfig(
+                source,
+                env,
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token,
+            )
+
         if strategy == "helm":
             status = await self.helm_upgrade(
-                source, env, image=reference, kubeconfig=kubeconfig, timeout=f"{timeout}s"
+                source,
+                env,
+                image=reference,
+                kubeconfig=await fresh_kubeconfig(),
+                timeout=f"{timeout}s",
             )
             report.append(f"helm: {status}")
         else:
@@ -951,7 +959,7 @@ class Delivery:
                 source, env, token=argocd_token, revision=commit, timeout=timeout
             )
             report.append(f"argocd: {synced}")
-        report.append(await self._smoke(environment, kubeconfig, timeout))
+        report.append(await self._smoke(environment, await fresh_kubeconfig(), timeout))
         return "\n".join(report)
 
     async def _smoke(self, env: Environment, kubeconfig: dagger.Secret, timeout: int) -> str:
@@ -992,16 +1000,17 @@ class Delivery:
                 tag=revision,
                 region=environment.aws.region,
             ),
-            *self._plan_kubeconfig(
-                source,
-                env,
-                aws_access_key_id=aws_access_key_id,
-                aws_secret_access_key=aws_secret_access_key,
-                aws_session_token=aws_session_token,
-            ),
         ]
+        access = self._plan_kubeconfig(
+            source,
+            env,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+        )
         kubeconfig = dag.secret("<kubeconfig>")
         if strategy == "helm":
+            stages += access
             stages += self._plan_helm_upgrade(
                 source, env, image=image, kubeconfig=kubeconfig, timeout=f"{timeout}s"
             )
@@ -1023,7 +1032,7 @@ class Delivery:
         smoke = smoke_container(
             self._delivery_image, environment, kubeconfig, f"{timeout}s", "<run-id>"
         )
-        return [*stages, Stage("smoke", smoke, ("stdout",))]
+        return [*stages, *access, Stage("smoke", smoke, ("stdout",))]
 
     @uncached
     async def rollback(
@@ -1085,7 +1094,7 @@ class Delivery:
                 raise _exec_failure("rollback", error, "nothing was reverted") from error
         else:
             commit = await self.promote(
-                source, env, image=to, source_revision=f"rollback to {to}", git_token=git_token
+                source, env, image=to, source_revision="rollback", git_token=git_token
             )
         synced = await self.argocd_sync(
             source, env, token=argocd_token, revision=commit, timeout=timeout
