@@ -73,7 +73,11 @@ WEIGHTS: tuple[tuple[str, float], ...] = (
     ("compact", 1.5),
 )
 """Relative weights of the scheduler's actions besides delivery."""
-TOTAL_WEIGHT = sum(w for _, w in WEIGHTS)
+STORMY_WEIGHTS: tuple[tuple[str, float], ...] = tuple(
+    (a, w * {"crash": 4.0, "partition": 3.0, "drop": 2.0}.get(a, 1.0)) for a, w in WEIGHTS
+)
+"""Every fourth seed: many more crashes, partitions and drops (short-lived leaders, the
+interleavings behind split votes and overwritten uncommitted entries)."""
 PER_MESSAGE_WEIGHT = 6.0
 """Delivery's weight per message in flight."""
 
@@ -271,6 +275,8 @@ class Simulation:
         self.size = size
         self.steps = steps
         self.rng = random.Random(seed)
+        self.weights = STORMY_WEIGHTS if seed % 4 == 3 else WEIGHTS
+        self.total_weight = sum(w for _, w in self.weights)
         self.check = Checker(seed)
         self.stats = Stats()
         self.net: list[Message] = []
@@ -543,16 +549,17 @@ class Simulation:
         more the more messages are in flight, which keeps the network bounded)."""
         rng = self.rng
         net = self.net
-        r = rng.random() * (TOTAL_WEIGHT + PER_MESSAGE_WEIGHT * len(net))
+        total = self.total_weight
+        r = rng.random() * (total + PER_MESSAGE_WEIGHT * len(net))
         self.stats.steps += 1
-        if r >= TOTAL_WEIGHT:
+        if r >= total:
             # Deliver: mostly the oldest message, sometimes any (reordering and delay).
             i = 0 if rng.random() < 0.5 else rng.randrange(len(net))
             self.check.trace.append(("deliver", net[i].type.name, net[i].from_, net[i].to))
             self.deliver(i)
             return
-        chosen = WEIGHTS[-1][0]
-        for action, weight in WEIGHTS:
+        chosen = self.weights[-1][0]
+        for action, weight in self.weights:
             if r < weight:
                 chosen = action
                 break
