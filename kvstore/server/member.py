@@ -69,6 +69,18 @@ class Identity:
     member_id: int
     cluster_id: int
     members: tuple[internal_pb2.MemberInfo, ...]
+    bootstrapped: bool = True
+    """True for a member of a new cluster (``members`` is the bootstrap membership); False
+    for one that joined (its membership comes from the leader's snapshot)."""
+
+    def bootstrap_conf(self) -> ConfState:
+        """The Raft membership to start from while no snapshot exists."""
+        if not self.bootstrapped:
+            return ConfState()
+        return ConfState(
+            voters=frozenset(m.id for m in self.members if not m.is_learner),
+            learners=frozenset(m.id for m in self.members if m.is_learner),
+        )
 
     def encode(self) -> bytes:
         """JSON, so an operator can read it with any tool."""
@@ -85,6 +97,7 @@ class Identity:
                     }
                     for m in self.members
                 ],
+                "bootstrapped": self.bootstrapped,
             }
         ).encode()
 
@@ -98,7 +111,7 @@ class Identity:
             )
             for m in raw["members"]
         )
-        return cls(raw["member_id"], raw["cluster_id"], members)
+        return cls(raw["member_id"], raw["cluster_id"], members, raw.get("bootstrapped", True))
 
 
 def bootstrap_identity(config: ServerConfig) -> Identity:
@@ -154,7 +167,7 @@ async def join_identity(config: ServerConfig, creds: grpc.ChannelCredentials | N
                 continue
         for member in resp.members:
             if own_urls & set(member.peer_urls):
-                return Identity(member.id, resp.cluster_id, tuple(resp.members))
+                return Identity(member.id, resp.cluster_id, tuple(resp.members), False)
         raise StartupError(
             f"this member (peer URLs {','.join(sorted(own_urls))}) is not in the cluster's "
             "member list: add it with 'member add' before starting it"
@@ -196,24 +209,25 @@ class Member:
         peer_creds = _peer_channel_credentials(cfg.peer_tls)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         if _has_wal(cfg):
-            self.storage = await asyncio.to_thread(
-                DiskStorage.open, cfg.data_dir, fsync_observer=self.metrics.wal_fsync.observe
-            )
-            identity = Identity.decode(self.storage.metadata)
+            # The bootstrap membership lives in the WAL metadata: read it, then reopen with
+            # it, since the storage needs it whenever no snapshot holds the membership yet.
+            probe = await asyncio.to_thread(DiskStorage.open, cfg.data_dir)
+            identity = Identity.decode(probe.metadata)
+            await asyncio.to_thread(probe.close)
+            metadata = b""
         else:
             if cfg.initial_cluster_state == "new":
                 identity = bootstrap_identity(cfg)
-                conf = ConfState(voters=frozenset(m.id for m in identity.members))
             else:
                 identity = await join_identity(cfg, peer_creds)
-                conf = ConfState()
-            self.storage = await asyncio.to_thread(
-                DiskStorage.open,
-                cfg.data_dir,
-                conf_state=conf,
-                metadata=identity.encode(),
-                fsync_observer=self.metrics.wal_fsync.observe,
-            )
+            metadata = identity.encode()
+        self.storage = await asyncio.to_thread(
+            DiskStorage.open,
+            cfg.data_dir,
+            conf_state=identity.bootstrap_conf(),
+            metadata=metadata,
+            fsync_observer=self.metrics.wal_fsync.observe,
+        )
         tick = cfg.heartbeat_interval_ms / 1000
         election_ticks = max(2, cfg.election_timeout_ms // cfg.heartbeat_interval_ms)
         min_ttl = math.ceil(1.5 * cfg.election_timeout_ms / 1000)

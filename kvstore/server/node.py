@@ -6,7 +6,8 @@ then handles every ``Ready`` in the order the core requires:
 
 1. persist the snapshot, entries and hard state through ``DiskStorage`` (fsync when the core
    asks, in a worker thread so the event loop keeps serving);
-2. only then send the messages;
+2. only then send the messages (a leader sends its appends while it persists: see
+   ``_handle_ready``);
 3. apply the snapshot and the committed entries to the state machine, resolve the proposals
    and linearizable reads waiting on them;
 4. ``advance()``.
@@ -357,6 +358,17 @@ class Node:
     async def _handle_ready(self, rd: Ready) -> None:
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.lead, rd.soft_state.state)
+        # A leader may send before its own fsync (etcd does the same): its appends claim
+        # nothing about its own disk, and follower acknowledgements are only stepped
+        # after this Ready is persisted and advanced, so nothing commits on the leader's
+        # unsynced log. Anything else (votes, a new term, a snapshot) is sent after.
+        early = (
+            self.role == StateType.LEADER
+            and rd.snapshot is None
+            and (rd.hard_state is None or rd.hard_state.term == self.term)
+        )
+        if early:
+            self._transport.send(rd.messages)
         if rd.snapshot is not None and not rd.snapshot.is_empty:
             await asyncio.to_thread(self._storage.apply_snapshot, rd.snapshot)
         if rd.hard_state is not None or rd.entries or rd.must_sync:
@@ -367,7 +379,8 @@ class Node:
             self.term = rd.hard_state.term
             self.commit = max(self.commit, rd.hard_state.commit)
             self._metrics.proposals_committed.set(self.commit)
-        self._transport.send(rd.messages)
+        if not early:
+            self._transport.send(rd.messages)
         if rd.snapshot is not None and not rd.snapshot.is_empty:
             self._restore(rd)
         if rd.committed_entries:

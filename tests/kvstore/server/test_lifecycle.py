@@ -69,6 +69,29 @@ def test_sigterm_transfers_leadership_and_exits_zero(cluster: Cluster) -> None:
         assert c.get(b"before-sigterm").kvs[0].value == b"1"
 
 
+def test_whole_cluster_restarts_from_its_data_dirs(cluster: Cluster) -> None:
+    with cluster.client() as c:
+        c.put(b"survives-restart", b"1")
+    cluster.stop()
+    for m in cluster.members:
+        m.start(cluster.initial_cluster, "new")
+    cluster.wait_healthy()  # a leader is elected from the membership kept on disk
+    leader = cluster.leader()
+    with cluster.client() as c:
+        assert c.get(b"survives-restart").kvs[0].value == b"1"
+        c.put(b"after-restart", b"2")
+        members = c.member_list().members
+    assert sorted(m.name for m in members) == ["m1", "m2", "m3"]
+    # Membership changes still work: the restarted members know every voter.
+    new, new_id = cluster.add_member("m-extra", learner=True, via=leader)
+    cluster.wait_healthy([new])
+    with cluster.client() as c:
+        c.member_remove(new_id)
+    assert new.proc is not None and new.proc.wait(timeout=15) == 0
+    cluster.members.remove(new)
+    cluster.wait_healthy()
+
+
 def test_dev_cluster_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     ports = {kind: [free_port("127.0.0.1") for _ in range(3)] for kind in ("c", "p", "m")}
     proc = subprocess.Popen(
