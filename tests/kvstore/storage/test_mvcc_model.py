@@ -130,7 +130,7 @@ class Model:
 
 keys = st.sampled_from(KEYS)
 values = st.binary(max_size=3)
-lease_ids = st.integers(1, 3)
+lease_ids = st.integers(1, 2)
 puts = st.tuples(st.just("put"), keys, values, st.one_of(st.just(0), lease_ids))
 grants = st.tuples(st.just("grant"), lease_ids)
 revokes = st.tuples(st.just("revoke"), lease_ids)
@@ -154,7 +154,7 @@ txns = st.tuples(
     st.lists(st.tuples(keys, values), max_size=2),
 )
 ops = st.lists(
-    st.one_of(puts, puts, dels, txns, txns, compacts, ranges, snaps, grants, revokes),
+    st.one_of(puts, puts, dels, txns, txns, compacts, ranges, snaps, grants, revokes, revokes),
     max_size=40,
 )
 
@@ -262,7 +262,7 @@ STEPS: dict[str, Step] = {
 }
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(ops)
 def test_store_matches_the_reference_model(program: list[tuple[object, ...]]) -> None:
     store, model = MvccStore(), Model()
