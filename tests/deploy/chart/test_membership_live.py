@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.chart.test_membership import SCRIPT, m
-from tests.deploy.monitoring.live import http_get, stop, wait_until
+from tests.deploy.monitoring.live import http_get, stop, stop_all, wait_until
 from tests.deploy.rendering import one, render_env
 from tests.tooling import missing, require_tool
 
@@ -169,8 +169,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     try:
         yield w
     finally:
-        for pod in w.pods.values():
-            stop(pod.process)
+        stop_all([pod.process for pod in w.pods.values()])
 
 
 def names(members: list[Any]) -> list[str]:

@@ -21,6 +21,7 @@ from tests.deploy.monitoring.live import (
     start_cluster,
     start_prometheus,
     stop,
+    stop_all,
     wait_until,
 )
 from tests.deploy.monitoring.rules import (
@@ -65,8 +66,7 @@ def cluster(
             assert get.stdout.splitlines() == [f"monitoring/{member.name}", "value"]
         yield members
     finally:
-        for member in members:
-            stop(member.process)
+        stop_all([member.process for member in members])
 
 
 @pytest.fixture(scope="module")
