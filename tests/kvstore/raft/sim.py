@@ -276,6 +276,9 @@ class Simulation:
         self.steps = steps
         self.rng = random.Random(seed)
         self.weights = STORMY_WEIGHTS if seed % 4 == 3 else WEIGHTS
+        self.variant = (seed // 2) % 5
+        """3: pre-vote off, 4: check-quorum (and lease) off; safety must not depend on
+        either."""
         self.total_weight = sum(w for _, w in self.weights)
         self.check = Checker(seed)
         self.stats = Stats()
@@ -313,6 +316,8 @@ class Simulation:
             max_inflight_bytes=2048,
             applied=max(snap.metadata.index, node.disk.first_index() - 1),
             rng=random.Random(self.rng.getrandbits(32)),
+            pre_vote=self.variant != 3,
+            check_quorum=self.variant != 4,
         )
         node.raw = RawNode(cfg, node.disk)
         node.last_commit = node.raw.raft.raft_log.committed
