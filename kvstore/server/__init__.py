@@ -1,1 +1,18 @@
-"""The server: drives the Raft core over gRPC and serves the etcd v3 API."""
+"""The server: drives the Raft core over gRPC and serves the etcd v3 API.
+
+Modules, from the outside in:
+
+- ``serve`` / ``member``: ``kvstore serve``, one member's lifecycle (start, SIGTERM);
+  ``devcluster``: ``kvstore dev-cluster``; ``config``: flags and ``KVSTORE_*`` variables.
+- ``services`` (etcd v3 gRPC services), ``peer`` (Raft traffic and forwarding between
+  members), ``http`` (metrics and probes): thin shells over ``etcd``.
+- ``etcd``: request handling: validation, quota, forwarding to the leader, leader-only
+  work (lease timing, membership, leadership transfer).
+- ``node``: the only driver of ``RawNode``: persist, send, apply, ReadIndex.
+- ``statemachine``: the replicated state (MVCC store, members, alarms) and the one place
+  store errors become etcd errors; ``watch`` (the watch hub), ``lessor`` (lease deadlines).
+- ``transport`` (peer connections), ``convert`` (protobuf <-> store values), ``errors``
+  (etcd's codes and messages), ``ids``, ``keyrange``, ``metrics``, ``tracing``, ``logs``.
+
+See docs/server.md.
+"""
