@@ -32,9 +32,14 @@ Row = tuple[str, str, str]  # argument, type, default
 def sections(markdown: str) -> dict[str, str]:
     """``### `name` `` (or ``### module arguments``) headings and their text."""
     found: dict[str, str] = {}
-    parts = re.split(r"^### (.+)$", markdown, flags=re.MULTILINE)
+    # A section runs to the next heading of level 2 or 3; prose chapters are not sections.
+    parts = re.split(r"^(#{2,3} .+)$", markdown, flags=re.MULTILINE)
     for heading, body in zip(parts[1::2], parts[2::2], strict=True):
-        found[heading.strip().strip("`")] = body
+        name = re.fullmatch(r"### `([a-z0-9-]+)`", heading.strip())
+        if name:
+            found[name.group(1)] = body
+        elif heading.strip() == f"### {MODULE_SECTION}":
+            found[MODULE_SECTION] = body
     return found
 
 
