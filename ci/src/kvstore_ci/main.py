@@ -22,7 +22,8 @@ def uncached(func: F) -> F:
     """Register ``func`` as a module function that Dagger never serves from its cache.
 
     For functions with side effects outside the pipeline (pushes, deploys). The SDK's
-    ``function`` overloads do not declare ``cache``, hence the cast.
+    ``function`` overloads do not declare ``cache`` (the implementation accepts it), hence
+    the ignore on that one call.
     """
     register: Callable[[F], F] = function(cache="never")  # type: ignore[call-overload]
     return register(func)
