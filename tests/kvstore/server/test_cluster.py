@@ -188,23 +188,26 @@ def test_member_added_live_receives_a_snapshot(cluster: Cluster) -> None:
 
 
 def test_new_leader_extends_leases_instead_of_expiring_them(cluster: Cluster) -> None:
+    ttl = 6
     leader = cluster.leader()
     survivors = [m for m in cluster.members if m is not leader]
     with cluster.client(survivors) as c:
-        lease = c.lease_grant(4)
+        granted_at = time.monotonic()
+        lease = c.lease_grant(ttl)
         c.put(b"held", b"1", lease=lease.ID)
-    time.sleep(2.5)
+    time.sleep(3.5)
     leader.kill()  # the last keep-alive (the grant) went to the old leader
     new_leader = cluster.leader()
     assert new_leader is not leader
-    # The new leader restarted the lease's clock: the key outlives the original deadline.
-    time.sleep(2.0)
+    # Past the lease's original deadline, the key is still there: the new leader restarted
+    # the lease's clock (TTL plus an election timeout from its election).
+    time.sleep(max(0.0, granted_at + ttl + 1.0 - time.monotonic()))
     assert _serializable_value(new_leader, b"held") == b"1"
     with cluster.client(survivors) as c:
         assert c.lease_time_to_live(lease.ID).TTL > 0
     # ... and the lease still expires, on every live member.
     for m in survivors:
-        _wait_value(m, b"held", None, timeout=10)
+        _wait_value(m, b"held", None, timeout=15)
     leader.start(cluster.initial_cluster, "new")
     cluster.wait_healthy()
     _wait_value(leader, b"held", None, timeout=10)
