@@ -5,6 +5,7 @@ on one shared 3-member cluster of real processes and leaves it with three health
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 import time
 
@@ -211,3 +212,29 @@ def test_new_leader_extends_leases_instead_of_expiring_them(cluster: Cluster) ->
     leader.start(cluster.initial_cluster, "new")
     cluster.wait_healthy()
     _wait_value(leader, b"held", None, timeout=10)
+
+
+def test_replace_a_member_whose_disk_was_lost(cluster: Cluster) -> None:
+    """The procedure of docs/operations.md: remove, add with the same URLs, start empty."""
+    victim = _followers(cluster)[0]
+    old_id = cluster.member_id(victim)
+    with cluster.client() as c:
+        c.put(b"before-loss", b"1")
+    victim.kill()
+    shutil.rmtree(victim.data_dir)
+    others = [m for m in cluster.members if m is not victim]
+    with cluster.client(others) as c:
+        c.member_remove(old_id)
+        added = c.member_add([victim.peer_url])
+        c.put(b"after-loss", b"2")
+    new_id = added.member.ID
+    assert new_id != old_id
+    victim.start(cluster.initial_cluster, "existing")
+    cluster.wait_healthy()
+    _wait_value(victim, b"after-loss", b"2", timeout=15)
+    _wait_value(victim, b"before-loss", b"1")
+    assert cluster.member_id(victim) == new_id
+    with cluster.client() as c:
+        members = {m.ID: m.name for m in c.member_list().members}
+    assert old_id not in members
+    assert members[new_id] == victim.name
