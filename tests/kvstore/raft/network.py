@@ -67,6 +67,7 @@ class Cluster:
         max_size_per_msg: int = 1 << 20,
         max_inflight_msgs: int = 256,
         max_inflight_bytes: int = 0,
+        max_uncommitted_entries_size: int = 0,
         seed: int = 1,
     ) -> None:
         self.members: dict[int, Member] = {}
@@ -84,6 +85,7 @@ class Cluster:
             "max_size_per_msg": max_size_per_msg,
             "max_inflight_msgs": max_inflight_msgs,
             "max_inflight_bytes": max_inflight_bytes,
+            "max_uncommitted_entries_size": max_uncommitted_entries_size,
         }
         cs = ConfState(voters=frozenset(voters), learners=frozenset(learners))
         for nid in sorted(cs.voters | cs.learners):

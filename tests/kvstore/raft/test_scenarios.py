@@ -191,6 +191,39 @@ def test_pipelining_is_bounded_by_inflight_bytes() -> None:
     assert len(c[2].data()) == 10
 
 
+def test_uncommitted_bytes_are_bounded_on_the_leader() -> None:
+    c = Cluster([1, 2, 3], max_uncommitted_entries_size=500)
+    c.elect(1)
+    c.isolated.update({2, 3})
+    accepted = 0
+    with pytest.raises(ProposalDropped, match="uncommitted"):
+        for _ in range(100):
+            c[1].node.propose(b"x" * 76)  # 100 budget bytes each
+            accepted += 1
+    assert accepted == 5
+    c.heal()
+    c.tick_all(2)
+    assert len(c[1].data()) == 5
+    c[1].node.propose(b"room again")
+
+
+def test_an_unreachable_follower_is_probed_again() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+
+    def state() -> ProgressState:
+        return c[1].node.status().progress[2].state
+
+    assert state() == ProgressState.REPLICATE
+    c[1].node.report_unreachable(2)
+    assert state() == ProgressState.PROBE
+    c[1].node.propose(b"v")
+    c.settle()
+    c.tick_all()
+    assert state() == ProgressState.REPLICATE
+    assert c[2].data() == [b"v"]
+
+
 def test_commit_requires_a_quorum() -> None:
     c = Cluster([1, 2, 3])
     c.elect(1)
