@@ -278,6 +278,8 @@ def test_bare_digest_uses_the_environment_repository() -> None:
     env = load(ROOT, "production")
     digest = "sha256:" + "cd" * 32
     assert split_reference(digest, env) == (env.image_repository, digest)
+    tagged = f"{env.image_repository}:{COMMIT}@{digest}"
+    assert split_reference(tagged, env) == (env.image_repository, digest)
     with pytest.raises(StageFailed, match="not pinned by digest"):
         split_reference("kvstore:latest", env)
 

@@ -84,6 +84,17 @@ def test_image_reference() -> None:
         "r.example/kvstore",
         DIGESTS[0],
     )
+    # publish returns <repository>:<tag>@<digest>; the tag is not part of the repository.
+    tagged = f"1.dkr.ecr.eu-west-1.amazonaws.com/kvstore:c0ffee@{DIGESTS[0]}"
+    assert parse_image_reference(tagged) == (
+        "1.dkr.ecr.eu-west-1.amazonaws.com/kvstore",
+        DIGESTS[0],
+    )
+    assert parse_image_reference(f"localhost:5000/team/kvstore@{DIGESTS[0]}") == (
+        "localhost:5000/team/kvstore",
+        DIGESTS[0],
+    )
+    assert parse_image_reference(DIGESTS[0]) == ("", DIGESTS[0])
     with pytest.raises(PromotionError, match="not pinned by digest"):
         parse_image_reference("r.example/kvstore:latest")
 

@@ -41,7 +41,7 @@ from kvstore_ci.environments import (
     parse,
 )
 from kvstore_ci.plan import Stage
-from kvstore_ci.promotion import DIGEST
+from kvstore_ci.promotion import DIGEST, PromotionError, parse_image_reference
 from kvstore_ci.reports import StageFailed
 from kvstore_ci.stages import PIP_CACHE, SOURCE_IGNORE, SRC, TERRAFORM_DIR
 
@@ -416,12 +416,13 @@ def split_reference(reference: str, env: Environment) -> tuple[str, str]:
 
     A bare digest means the environment's own ECR repository.
     """
-    repository, _, digest = reference.rpartition("@")
-    if not DIGEST.match(digest):
+    try:
+        repository, digest = parse_image_reference(reference)
+    except PromotionError:
         raise StageFailed(
             f"image {reference!r} is not pinned by digest: give <repository>@sha256:<64 hex>"
             " (what publish returns) or a bare sha256:<64 hex>"
-        )
+        ) from None
     return repository or env.image_repository, digest
 
 

@@ -97,13 +97,19 @@ def values_path(env: str) -> str:
 
 
 def parse_image_reference(reference: str) -> tuple[str, str]:
-    """Split ``repo@sha256:...`` (or a bare ``sha256:...``) into repository and digest."""
-    repository, _, digest = reference.rpartition("@")
+    """Split ``repo[:tag]@sha256:...`` (or a bare ``sha256:...``) into repository and digest.
+
+    A tag is dropped (``publish`` returns ``<repo>:<tag>@sha256:...``): the values file
+    holds the repository alone and the digest decides the image. A registry port
+    (``host:5000/repo``) is not a tag.
+    """
+    named, _, digest = reference.rpartition("@")
     if not DIGEST.match(digest):
         raise PromotionError(
             f"{reference!r} is not pinned by digest: expected <repository>@sha256:<64 hex>"
         )
-    return repository, digest
+    head, slash, last = named.rpartition("/")
+    return f"{head}{slash}{last.partition(':')[0]}", digest
 
 
 def set_image(text: str, digest: str, repository: str = "", *, source: str = "") -> str:
