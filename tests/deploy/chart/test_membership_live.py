@@ -227,6 +227,11 @@ def test_membership_follows_the_statefulset(world: World) -> None:
     world.kv(2, "put", "life/after", "v2")
     assert "v2" in world.kv(0, "get", "life/after")
 
+    # The chart's `helm test` pod script passes against the cluster it leaves behind.
+    helm_test = helm_test_run(world)
+    assert helm_test.returncode == 0, helm_test.stdout + helm_test.stderr
+    assert "put/get through" in helm_test.stdout
+
 
 def sts_job_command(world: World) -> list[str]:
     """The membership job's command, with the client Service swapped for the members' IPs."""
@@ -234,3 +239,13 @@ def sts_job_command(world: World) -> list[str]:
     command: list[str] = job["spec"]["template"]["spec"]["containers"][0]["command"]
     endpoints = ",".join(world.client_url(i) for i in range(3))
     return [f"--endpoints={endpoints}" if c.startswith("--endpoints=") else c for c in command]
+
+
+def helm_test_run(world: World) -> subprocess.CompletedProcess[str]:
+    """The test pod's command with its ENDPOINT pointed at a member."""
+    pod = one(render_env("staging"), "Pod")
+    command: list[str] = pod["spec"]["containers"][0]["command"]
+    env = {**world.env(0), "ENDPOINT": world.client_url(0)}
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, check=False, timeout=120
+    )
