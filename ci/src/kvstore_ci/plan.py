@@ -22,8 +22,13 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
+from unittest import mock
 
+import anyio
+import dagger
 from dagger.client.base import Type as LazyObject
+from dagger.mod import default_module
+from dagger.mod._module import Module
 
 __all__ = [
     "ArgInfo",
@@ -37,6 +42,7 @@ __all__ = [
     "functions_of",
     "kebab",
     "node_of",
+    "registration",
     "render",
     "to_json",
 ]
@@ -314,3 +320,27 @@ def to_json(plan: StagePlan) -> dict[str, object]:
         "actions": list(plan.actions),
         "inputs": {name: _json_value(node) for name, node in plan.inputs.items()},
     }
+
+
+def registration(cls: type) -> Node:
+    """The module definition the SDK sends the engine when it loads the module.
+
+    Runs the SDK's own registration (the type definitions behind ``dagger functions``)
+    for ``cls`` as the main object, stopping before the final query, and reads the lazy
+    ``Module`` it built: every function, argument, default, ignore pattern and cache policy
+    exactly as the engine would receive them.
+    """
+    builder = Module(cls.__name__)
+    registered = default_module()
+    builder._objects = dict(registered._objects)
+    builder._enums = dict(registered._enums)
+    builder._main = builder._objects[cls.__name__]
+    built: list[dagger.Module] = []
+
+    async def capture(module: dagger.Module) -> str:
+        built.append(module)
+        return ""
+
+    with mock.patch.object(dagger.Module, "id", capture):
+        anyio.run(builder._typedefs)
+    return node_of(built[0])

@@ -1,0 +1,80 @@
+"""What the module registers with the engine, built by the SDK's own registration code.
+
+``kvstore_ci.plan.registration`` runs the SDK's type-definition pass (what a Dagger engine
+asks for when it loads the module) up to the final query; an unsupported annotation or an
+invalid default fails here instead of on the first `dagger call`.
+"""
+
+from __future__ import annotations
+
+import pytest
+from kvstore_ci import KvstoreCi
+from kvstore_ci.plan import Node, Op, functions_of, registration
+
+MODULE = registration(KvstoreCi)
+MINE = ("python-base", "lint", "test", "build", "publish", "publish-to", "ci")
+
+
+def main_object() -> Node:
+    for op in MODULE.find("withObject"):
+        node = op.args["object"]
+        assert isinstance(node, Node)
+        if node.ops[1].args["name"] == "KvstoreCi":
+            return node
+    raise AssertionError("KvstoreCi is not registered")
+
+
+def registered_functions() -> dict[str, list[Op]]:
+    found: dict[str, list[Op]] = {}
+    for op in main_object().find("withFunction"):
+        function = op.args["function"]
+        assert isinstance(function, Node)
+        found[str(function.ops[0].args["name"])] = list(function.ops)
+    return found
+
+
+FUNCTIONS = registered_functions()
+
+
+def args_of(name: str) -> dict[str, dict[str, object]]:
+    return {str(op.args["name"]): dict(op.args) for op in FUNCTIONS[name] if op.name == "withArg"}
+
+
+def test_every_function_is_registered() -> None:
+    assert sorted(FUNCTIONS) == sorted(n.replace("-", "_") for n in functions_of(KvstoreCi) if n)
+
+
+@pytest.mark.parametrize("name", ["publish", "publish_to"])
+def test_pushing_functions_are_registered_never_cached(name: str) -> None:
+    policies = [op.args for op in FUNCTIONS[name] if op.name == "withCachePolicy"]
+    assert policies == [{"policy": "Never"}]
+
+
+@pytest.mark.parametrize("name", ["python_base", "lint", "test", "build", "ci"])
+def test_build_type_functions_keep_the_default_cache(name: str) -> None:
+    assert not [op for op in FUNCTIONS[name] if op.name == "withCachePolicy"]
+
+
+@pytest.mark.parametrize("name", [n.replace("-", "_") for n in MINE])
+def test_every_argument_is_documented(name: str) -> None:
+    for arg, spec in args_of(name).items():
+        assert spec.get("description"), f"{name}: --{arg} has no Doc"
+
+
+@pytest.mark.parametrize("name", ["lint", "test", "build", "ci"])
+def test_source_defaults_to_the_repository_without_clutter(name: str) -> None:
+    source = args_of(name)["source"]
+    assert source["defaultPath"] == "/"
+    ignore = source["ignore"]
+    assert isinstance(ignore, list)
+    assert {".git", ".venv", ".tools", "**/__pycache__"} <= set(ignore)
+
+
+def test_defaults_reach_the_engine_as_json() -> None:
+    publish = args_of("publish")
+    assert publish["region"]["defaultValue"] == '"us-east-1"'
+    assert publish["tag"]["defaultValue"] == '""'
+    assert "defaultValue" not in publish["repository"]
+    token = publish["aws_session_token"]["typeDef"]
+    assert isinstance(token, Node)
+    assert {"optional": True} in [op.args for op in token.ops]
