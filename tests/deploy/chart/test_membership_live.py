@@ -4,10 +4,11 @@ Each "pod" is the chart's container command (``membership.py start``) with the e
 the rendered StatefulSet gives it, running the real ``kvstore serve``. The members' stable DNS
 names resolve through a hosts file bind-mounted over /etc/hosts in a private mount namespace
 (``unshare -m``, so the machine's own file is untouched), each name pointing at its own
-loopback address; that and the listen addresses (per-pod IPs instead of 0.0.0.0, since all
-pods share one network here) are the only differences from a pod. The life: a new cluster
-bootstraps, scales up, scales down through preStop, loses a volume and rejoins, and has a
-member pruned by the post-sync job.
+loopback address; that, the listen addresses (per-pod IPs instead of 0.0.0.0, since all
+pods share one network here) and the TLS files' directory are the only differences from a
+pod. The life: a new cluster bootstraps, scales up, scales down through preStop, loses a
+volume and rejoins, and has a member pruned by the post-sync job. A second test forms a
+cluster with peer TLS from certificate files laid out like the chart's Secret.
 """
 
 from __future__ import annotations
@@ -56,13 +57,21 @@ class Pod:
 class World:
     """The pods' shared surroundings: ports, names, the replica file and the hosts file."""
 
-    def __init__(self, directory: Path, unshare: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        unshare: str,
+        sets: tuple[str, ...] = (),
+        mounts: dict[str, Path] | None = None,
+    ) -> None:
         self.directory = directory
         self.unshare = unshare
+        self.mounts = mounts or {}
         self.ports = {"client": free_port(), "peer": free_port(), "metrics": free_port()}
         self.net = f"127.{random.randint(1, 250)}.{random.randint(1, 250)}"
-        sets = [f"ports.{k}={v}" for k, v in self.ports.items()] + ["cluster.discoverySeconds=2"]
-        sts = one(render_env("staging", sets=sets), "StatefulSet")
+        all_sets = [f"ports.{k}={v}" for k, v in self.ports.items()]
+        all_sets += ["cluster.discoverySeconds=2", *sets]
+        sts = one(render_env("staging", sets=all_sets), "StatefulSet")
         container = sts["spec"]["template"]["spec"]["containers"][0]
         self.chart_env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
         self.start_command = container["command"]
@@ -91,6 +100,8 @@ class World:
         env = dict(os.environ)
         for name, template in self.chart_env.items():
             value = template.replace("$(POD_NAME)", pod).replace("$(POD_NAMESPACE)", "kvstore")
+            for mount_path, local in self.mounts.items():
+                value = value.replace(mount_path, str(local))
             env[name] = value.replace("0.0.0.0", self.ip(ordinal))
         env.update(
             POD_NAME=pod,
@@ -170,6 +181,55 @@ def world(tmp_path: Path) -> Iterator[World]:
         yield w
     finally:
         stop_all([pod.process for pod in w.pods.values()])
+
+
+def make_peer_certificates(directory: Path, domain: str) -> Path:
+    """A CA and one certificate for every member name under ``domain`` (tls.crt, tls.key,
+    ca.crt, as in a kubernetes.io/tls Secret), made with openssl."""
+    openssl = require_tool("openssl")
+    directory.mkdir()
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        "-subj", "/CN=kvstore-peer-ca", "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kvstore-peer",
+        "-keyout", "tls.key", "-out", "tls.csr")  # fmt: skip
+    (directory / "ext.cnf").write_text(
+        f"subjectAltName=DNS:*.{domain}\nextendedKeyUsage=serverAuth,clientAuth\n"
+    )
+    run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "1", "-extfile", "ext.cnf", "-out", "tls.crt")  # fmt: skip
+    return directory
+
+
+def test_peer_tls_from_a_secret_forms_a_cluster(tmp_path: Path) -> None:
+    """tls.peer: the members talk Raft over mutually authenticated TLS with the Secret's files."""
+    unshare = require_tool("unshare")
+    if os.geteuid() != 0:
+        missing("a private mount namespace (unshare --mount) needs root")
+    domain = "kvstore-headless.kvstore.svc.cluster.local"
+    certs = make_peer_certificates(tmp_path / "peer-tls", domain)
+    world = World(
+        tmp_path,
+        unshare,
+        sets=("tls.peer.enabled=true", "tls.peer.secretName=kvstore-peer-tls"),
+        mounts={"/etc/kvstore/tls/peer": certs},
+    )
+    assert world.chart_env["KVSTORE_INITIAL_ADVERTISE_PEER_URLS"].startswith("https://")
+    try:
+        world.replicas_file.write_text("3\n")
+        for i in range(3):
+            world.start(i)
+        world.wait_ready(0, 1, 2)
+        members = world.members(0)
+        assert names(members) == ["kvstore-0", "kvstore-1", "kvstore-2"]
+        assert all(url.startswith("https://") for x in members for url in x.peer_urls)
+        world.kv(1, "put", "tls/key", "over-tls")
+        assert "over-tls" in world.kv(2, "get", "tls/key")
+    finally:
+        stop_all([pod.process for pod in world.pods.values()])
 
 
 def names(members: list[Any]) -> list[str]:
