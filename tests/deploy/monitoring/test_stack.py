@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 from urllib.parse import urlparse
 
@@ -19,12 +20,14 @@ from tests.deploy.monitoring.rules import (
 from tests.deploy.rendering import (
     ARGOCD_CHART,
     ENVIRONMENTS,
+    KUBE_VERSION,
     MONITORING,
     env_values,
     load_yaml,
     one,
     render_env,
 )
+from tests.tooling import require_tool
 
 KPS = load_yaml(MONITORING / "kube-prometheus-stack" / "values.yaml")
 OTEL = load_yaml(MONITORING / "otel-collector" / "values.yaml")
@@ -158,3 +161,12 @@ def test_dashboard_and_alerts_use_only_metrics_the_store_exports() -> None:
     exprs = dashboard_queries() + [rule["expr"] for rule in alert_rules()]
     used = {base_name(name) for expr in exprs for name in metric_names(expr)}
     assert used <= STORE_METRICS | {"up"}, used - STORE_METRICS
+
+
+def test_dashboard_configmap_matches_the_kubernetes_schema() -> None:
+    binary = require_tool("kubernetes-validate")
+    result = subprocess.run(
+        [binary, "--strict", "--quiet", "-k", KUBE_VERSION, str(DASHBOARD_MANIFEST)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
