@@ -184,3 +184,10 @@ def test_an_unknown_environment_fails_with_a_clear_message(tmp_path: Path) -> No
     result = helm(["template", "x", str(ARGOCD_CHART), "--values", str(bad)])
     assert result.returncode != 0
     assert 'environment must be one of production, staging (got "qa")' in result.stderr
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_helm_lint_strict(env: str) -> None:
+    values = ARGOCD_CHART / f"values-{env}.yaml"
+    result = helm(["lint", "--strict", str(ARGOCD_CHART), "--values", str(values)])
+    assert result.returncode == 0, result.stdout + result.stderr
