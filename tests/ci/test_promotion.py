@@ -215,6 +215,7 @@ def test_conflicting_promotion_is_redone_on_top(remote: Path, tmp_path: Path) ->
     assert _read(remote, values_path("staging")) == VALUES.replace(OLD, DIGESTS[0])
 
 
+@pytest.mark.slow
 def test_concurrent_pushers_lose_nothing(remote: Path, tmp_path: Path) -> None:
     """Four promotions (both environments) and two unrelated pushes, all at once."""
     errors: list[BaseException] = []
