@@ -6,6 +6,7 @@ and secured (``--peer-*`` TLS flags) on its own.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 import grpc
@@ -32,6 +33,11 @@ class PeerService(internal_pb2_grpc.PeerServicer):
     ) -> internal_pb2.StepResponse:
         """Decode and hand Raft messages to the node; messages from removed members are
         refused so a removed member cannot disturb the cluster."""
+        await self._check_cluster(context)
+        await self._deliver(request, context)
+        return internal_pb2.StepResponse()
+
+    async def _check_cluster(self, context: Ctx) -> None:
         sent = dict(context.invocation_metadata() or ())
         theirs = sent.get(CLUSTER_ID_KEY)
         if theirs is not None and theirs != f"{self._s.sm.cluster_id:x}":
@@ -39,6 +45,8 @@ class PeerService(internal_pb2_grpc.PeerServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"kvstore: cluster ID mismatch (ours {self._s.sm.cluster_id:x}, theirs {theirs})",
             )
+
+    async def _deliver(self, request: internal_pb2.StepRequest, context: Ctx) -> None:
         try:
             messages = [decode_message(raw) for raw in request.messages]
         except CodecError as exc:
@@ -54,6 +62,14 @@ class PeerService(internal_pb2_grpc.PeerServicer):
             self._s.node.step(accepted)
         except errors.EtcdError as exc:
             await context.abort(exc.code, exc.message)
+
+    async def StepStream(
+        self, request_iterator: AsyncIterator[internal_pb2.StepRequest], context: Ctx
+    ) -> internal_pb2.StepResponse:
+        """The long-lived form of :meth:`Step`: one batch of messages per stream message."""
+        await self._check_cluster(context)
+        async for request in request_iterator:
+            await self._deliver(request, context)
         return internal_pb2.StepResponse()
 
     async def Forward(

@@ -1,7 +1,9 @@
 """Sending Raft messages and forwarded requests to other members over gRPC.
 
-One sender task per peer drains that peer's queue in order and ships everything queued as
-one ``Step`` call, so a busy leader sends few large RPCs instead of many small ones. A send
+One sender task per peer drains that peer's queue in order and writes everything queued as
+one batch on a long-lived ``StepStream`` call, so a busy leader pays one stream write per
+batch instead of one RPC per message; snapshots go as their own ``Step`` call, whose outcome
+the core needs. A send
 that fails is reported back to the Raft core (unreachable peer, failed snapshot) through
 callbacks; the core retries on its own schedule, so messages are never re-sent here.
 """
@@ -13,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -111,28 +114,58 @@ class Transport:
                 peer.queue.put_nowait(msg)
 
     async def _sender(self, peer: _Peer) -> None:
+        stream: grpc.aio.StreamUnaryCall[Any, Any] | None = None
         while True:
             batch = [await peer.queue.get()]
             while not peer.queue.empty() and len(batch) < _MAX_BATCH:
                 batch.append(peer.queue.get_nowait())
-            has_snapshot = any(m.type == MessageType.SNAP for m in batch)
-            request = internal_pb2.StepRequest(messages=[encode_message(m) for m in batch])
-            try:
-                await peer.stub.Step(
-                    request,
-                    timeout=_SNAPSHOT_TIMEOUT_S if has_snapshot else _STEP_TIMEOUT_S,
-                    metadata=(*tracing.outgoing_metadata(), self._cluster_metadata),
-                )
-            except grpc.aio.AioRpcError as exc:
-                log.debug("send to %x failed: %s", peer.member_id, exc.code())
-                self._on_unreachable(peer.member_id)
-                if has_snapshot:
-                    self._on_snapshot_status(peer.member_id, False)
-                # Do not spin against a dead peer; the core will retry on its own.
-                await asyncio.sleep(0.05)
-                continue
-            if has_snapshot:
-                self._on_snapshot_status(peer.member_id, True)
+            snapshots = [m for m in batch if m.type == MessageType.SNAP]
+            others = [m for m in batch if m.type != MessageType.SNAP]
+            if others:
+                stream = await self._stream_send(peer, stream, others)
+            for snap in snapshots:
+                await self._send_snapshot(peer, snap)
+
+    async def _stream_send(
+        self,
+        peer: _Peer,
+        stream: grpc.aio.StreamUnaryCall[Any, Any] | None,
+        messages: list[Message],
+    ) -> grpc.aio.StreamUnaryCall[Any, Any] | None:
+        """Write one batch on the peer's long-lived stream, opening it when needed.
+
+        One stream per peer keeps the per-batch cost to a message write instead of a whole
+        call. A broken stream is reported as an unreachable peer and reopened next time.
+        """
+        request = internal_pb2.StepRequest(messages=[encode_message(m) for m in messages])
+        try:
+            if stream is None or stream.done():
+                stream = peer.stub.StepStream(metadata=(self._cluster_metadata,))  # type: ignore[call-arg]
+            await asyncio.wait_for(stream.write(request), _STEP_TIMEOUT_S)
+            return stream
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError) as exc:
+            log.debug("stream to %x broke: %s", peer.member_id, exc)
+            if stream is not None:
+                stream.cancel()
+            self._on_unreachable(peer.member_id)
+            # Do not spin against a dead peer; the core will retry on its own.
+            await asyncio.sleep(0.05)
+            return None
+
+    async def _send_snapshot(self, peer: _Peer, snap: Message) -> None:
+        request = internal_pb2.StepRequest(messages=[encode_message(snap)])
+        try:
+            await peer.stub.Step(
+                request,
+                timeout=_SNAPSHOT_TIMEOUT_S,
+                metadata=(*tracing.outgoing_metadata(), self._cluster_metadata),
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.info("snapshot to %x failed: %s", peer.member_id, exc.code())
+            self._on_unreachable(peer.member_id)
+            self._on_snapshot_status(peer.member_id, False)
+            return
+        self._on_snapshot_status(peer.member_id, True)
 
     async def close(self) -> None:
         """Stop every sender and close every channel."""

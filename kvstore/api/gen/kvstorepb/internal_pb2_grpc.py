@@ -39,6 +39,11 @@ class PeerStub:
                 request_serializer=kvstorepb_dot_internal__pb2.StepRequest.SerializeToString,
                 response_deserializer=kvstorepb_dot_internal__pb2.StepResponse.FromString,
                 _registered_method=True)
+        self.StepStream = channel.stream_unary(
+                '/kvstorepb.Peer/StepStream',
+                request_serializer=kvstorepb_dot_internal__pb2.StepRequest.SerializeToString,
+                response_deserializer=kvstorepb_dot_internal__pb2.StepResponse.FromString,
+                _registered_method=True)
         self.Forward = channel.unary_unary(
                 '/kvstorepb.Peer/Forward',
                 request_serializer=kvstorepb_dot_internal__pb2.ForwardRequest.SerializeToString,
@@ -55,7 +60,14 @@ class PeerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Step(self, request, context):
-        """Deliver Raft messages to this member.
+        """Deliver Raft messages to this member (snapshots: the sender needs the outcome).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StepStream(self, request_iterator, context):
+        """Deliver a long-lived stream of Raft message batches (all other messages).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -80,6 +92,11 @@ def add_PeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Step': grpc.unary_unary_rpc_method_handler(
                     servicer.Step,
+                    request_deserializer=kvstorepb_dot_internal__pb2.StepRequest.FromString,
+                    response_serializer=kvstorepb_dot_internal__pb2.StepResponse.SerializeToString,
+            ),
+            'StepStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.StepStream,
                     request_deserializer=kvstorepb_dot_internal__pb2.StepRequest.FromString,
                     response_serializer=kvstorepb_dot_internal__pb2.StepResponse.SerializeToString,
             ),
@@ -119,6 +136,33 @@ class Peer:
             request,
             target,
             '/kvstorepb.Peer/Step',
+            kvstorepb_dot_internal__pb2.StepRequest.SerializeToString,
+            kvstorepb_dot_internal__pb2.StepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StepStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/kvstorepb.Peer/StepStream',
             kvstorepb_dot_internal__pb2.StepRequest.SerializeToString,
             kvstorepb_dot_internal__pb2.StepResponse.FromString,
             options,

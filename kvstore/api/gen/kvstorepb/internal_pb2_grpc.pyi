@@ -35,7 +35,9 @@ class PeerStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PeerAsyncStub: ...
     Step: _grpc.UnaryUnaryMultiCallable[_internal_pb2.StepRequest, _internal_pb2.StepResponse]
-    """Deliver Raft messages to this member."""
+    """Deliver Raft messages to this member (snapshots: the sender needs the outcome)."""
+    StepStream: _grpc.StreamUnaryMultiCallable[_internal_pb2.StepRequest, _internal_pb2.StepResponse]
+    """Deliver a long-lived stream of Raft message batches (all other messages)."""
     Forward: _grpc.UnaryUnaryMultiCallable[_internal_pb2.ForwardRequest, _internal_pb2.ForwardResponse]
     """Run a write or leader-only operation on this member, which should be the leader."""
     Members: _grpc.UnaryUnaryMultiCallable[_internal_pb2.MembersRequest, _internal_pb2.MembersResponse]
@@ -45,7 +47,9 @@ class PeerStub:
 class PeerAsyncStub(PeerStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Step: _aio.UnaryUnaryMultiCallable[_internal_pb2.StepRequest, _internal_pb2.StepResponse]  # type: ignore[assignment]
-    """Deliver Raft messages to this member."""
+    """Deliver Raft messages to this member (snapshots: the sender needs the outcome)."""
+    StepStream: _aio.StreamUnaryMultiCallable[_internal_pb2.StepRequest, _internal_pb2.StepResponse]  # type: ignore[assignment]
+    """Deliver a long-lived stream of Raft message batches (all other messages)."""
     Forward: _aio.UnaryUnaryMultiCallable[_internal_pb2.ForwardRequest, _internal_pb2.ForwardResponse]  # type: ignore[assignment]
     """Run a write or leader-only operation on this member, which should be the leader."""
     Members: _aio.UnaryUnaryMultiCallable[_internal_pb2.MembersRequest, _internal_pb2.MembersResponse]  # type: ignore[assignment]
@@ -58,7 +62,15 @@ class PeerServicer(metaclass=_abc_1.ABCMeta):
         request: _internal_pb2.StepRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_internal_pb2.StepResponse, _abc.Awaitable[_internal_pb2.StepResponse]]:
-        """Deliver Raft messages to this member."""
+        """Deliver Raft messages to this member (snapshots: the sender needs the outcome)."""
+
+    @_abc_1.abstractmethod
+    def StepStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_internal_pb2.StepRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_internal_pb2.StepResponse, _abc.Awaitable[_internal_pb2.StepResponse]]:
+        """Deliver a long-lived stream of Raft message batches (all other messages)."""
 
     @_abc_1.abstractmethod
     def Forward(
