@@ -283,7 +283,12 @@ class Node:
         self._read_batch = None
         ctx = next(self._read_ctx).to_bytes(8, "big")
         self._reads_inflight[ctx] = batch
-        self._rn.read_index(ctx)
+        try:
+            self._rn.read_index(ctx)
+        except ProposalDropped:
+            # A follower that knows no leader (an election is under way) cannot forward the
+            # round; the waiters start a new one after their retry interval.
+            del self._reads_inflight[ctx]
 
     async def wait_applied(self, index: int, timeout: float) -> None:
         """Wait until the state machine has applied ``index``."""
