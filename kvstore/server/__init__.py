@@ -4,15 +4,17 @@ Modules, from the outside in:
 
 - ``serve`` / ``member``: ``kvstore serve``, one member's lifecycle (start, SIGTERM);
   ``devcluster``: ``kvstore dev-cluster``; ``config``: flags and ``KVSTORE_*`` variables.
-- ``services`` (etcd v3 gRPC services), ``peer`` (Raft traffic and forwarding between
-  members), ``http`` (metrics and probes): thin shells over ``etcd``.
+- ``services`` and ``watch_service`` (etcd v3 gRPC services), ``edges`` (Auth refusal,
+  malformed-request interceptor), ``peer`` (Raft traffic and forwarding between members),
+  ``http`` (metrics and probes): thin shells over ``etcd``.
 - ``etcd``: request handling: validation, quota, forwarding to the leader, leader-only
   work (lease timing, membership, leadership transfer).
 - ``node``: the only driver of ``RawNode``: persist, send, apply, ReadIndex.
 - ``statemachine``: the replicated state (MVCC store, members, alarms) and the one place
   store errors become etcd errors; ``watch`` (the watch hub), ``lessor`` (lease deadlines).
 - ``transport`` (peer connections), ``convert`` (protobuf <-> store values), ``errors``
-  (etcd's codes and messages), ``ids``, ``keyrange``, ``metrics``, ``tracing``, ``logs``.
+  (etcd's codes and messages), ``snapshot_file`` (the saved snapshot layout), ``ids``,
+  ``keyrange``, ``metrics``, ``tracing``, ``logs``.
 
 See docs/server.md.
 """

@@ -30,6 +30,7 @@ from kvstore.api.gen.kvstorepb import internal_pb2, internal_pb2_grpc
 from kvstore.raft.types import NONE, ConfState
 from kvstore.server import errors, ids, tracing
 from kvstore.server.config import ServerConfig, TLSConfig, parse_url
+from kvstore.server.edges import RejectMalformed, auth_handler
 from kvstore.server.etcd import EtcdServer
 from kvstore.server.http import MetricsHttp
 from kvstore.server.lessor import LeaseClock
@@ -42,12 +43,10 @@ from kvstore.server.services import (
     LeaseService,
     MaintenanceService,
     Observer,
-    RejectMalformed,
-    WatchService,
-    auth_handler,
 )
 from kvstore.server.statemachine import StateMachine
 from kvstore.server.transport import PEER_CHANNEL_OPTIONS, Transport, grpc_target
+from kvstore.server.watch_service import WatchService
 from kvstore.storage.disk_storage import WAL_DIR, DiskStorage
 
 log = logging.getLogger(__name__)

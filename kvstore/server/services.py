@@ -5,23 +5,18 @@ and turn :class:`~kvstore.server.errors.EtcdError` into the gRPC status etcd wou
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError
 from opentelemetry.trace import SpanKind
 
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from kvstore.api.gen.mvccpb import kv_pb2
-from kvstore.server import errors, tracing
+from kvstore.server import errors, snapshot_file, tracing
 from kvstore.server.etcd import EtcdServer
 from kvstore.server.metrics import Metrics
-from kvstore.server.watch import CompactedWatch, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +25,6 @@ T = TypeVar("T")
 SNAPSHOT_CHUNK_BYTES = 32 * 1024
 LEADER_HINT_KEY = "kvstore-leader"
 """Trailing metadata on UNAVAILABLE/FAILED_PRECONDITION errors: the leader's id (hex)."""
-PROGRESS_INTERVAL_S = 5.0
-"""How often a watcher with ``progress_notify`` hears the current revision when idle."""
 
 
 Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -284,7 +277,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     ) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
         """Stream a consistent snapshot of the replicated state in chunks."""
         self._o.started("server_stream", _MAINT, "Snapshot")
-        data = snapshot_file(self._s.sm.snapshot())
+        data = snapshot_file.encode(self._s.sm.snapshot())
         header = self._s.header()
         sent = 0
         while True:
@@ -313,239 +306,3 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
             grpc.StatusCode.UNIMPLEMENTED, "kvstore: cluster version downgrade is not supported"
         )
         raise AssertionError("unreachable")
-
-
-SNAPSHOT_FILE_MAGIC = b"KVSNAP01"
-
-
-def snapshot_file(state: bytes) -> bytes:
-    """The bytes of a saved snapshot: magic, length (u64 big-endian), the server state,
-    zero padding to a multiple of 512 bytes, then the SHA-256 of everything before it.
-
-    etcd clients check that a snapshot ends in a SHA-256 after a 512-byte aligned body
-    (etcd's own files are aligned database pages), so the layout keeps that shape.
-    """
-    body = SNAPSHOT_FILE_MAGIC + len(state).to_bytes(8, "big") + state
-    body += b"\0" * (-len(body) % 512)
-    return body + hashlib.sha256(body).digest()
-
-
-def read_snapshot_file(data: bytes) -> bytes:
-    """The server state inside a saved snapshot; ValueError if damaged."""
-    body, digest = data[:-32], data[-32:]
-    if hashlib.sha256(body).digest() != digest or not body.startswith(SNAPSHOT_FILE_MAGIC):
-        raise ValueError("not a kvstore snapshot, or damaged")
-    size = int.from_bytes(body[8:16], "big")
-    return body[16 : 16 + size]
-
-
-class WatchService(rpc_pb2_grpc.WatchServicer):
-    """etcdserverpb.Watch: many watchers multiplexed on one bidirectional stream."""
-
-    def __init__(self, server: EtcdServer, observer: Observer) -> None:
-        self._s = server
-        self._o = observer
-
-    async def Watch(
-        self, request_iterator: AsyncIterator[rpc_pb2.WatchRequest], context: Ctx
-    ) -> AsyncIterator[rpc_pb2.WatchResponse]:
-        """Create, cancel and progress requests in; events and notifications out."""
-        stream = _WatchStream(self._s)
-        reader = asyncio.get_running_loop().create_task(stream.read(request_iterator))
-        ticker = asyncio.get_running_loop().create_task(stream.progress_loop())
-        try:
-            while True:
-                item = await stream.out.get()
-                if item is None:
-                    break
-                yield item
-        finally:
-            for task in (reader, ticker):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            stream.close()
-
-
-class _WatchStream:
-    """The watchers of one stream and the queue of what to send."""
-
-    def __init__(self, server: EtcdServer) -> None:
-        self._s = server
-        self.out: asyncio.Queue[rpc_pb2.WatchResponse | None] = asyncio.Queue()
-        self._watchers: dict[int, Watcher] = {}
-        self._next_id = 0
-
-    def _deliver(self, watcher: Watcher, events: list[kv_pb2.Event], revision: int) -> None:
-        if revision < 0:
-            # The hub cancelled the watcher: its history was compacted away.
-            self._watchers.pop(watcher.watch_id, None)
-            self.out.put_nowait(
-                rpc_pb2.WatchResponse(
-                    header=self._s.header(),
-                    watch_id=watcher.watch_id,
-                    canceled=True,
-                    compact_revision=-revision,
-                    cancel_reason=errors.COMPACTED.message,
-                )
-            )
-            return
-        self.out.put_nowait(
-            rpc_pb2.WatchResponse(header=self._s.header(), watch_id=watcher.watch_id, events=events)
-        )
-
-    def _allocate(self, wanted: int) -> int:
-        if wanted:
-            return wanted
-        while self._next_id in self._watchers:
-            self._next_id += 1
-        wid = self._next_id
-        self._next_id += 1
-        return wid
-
-    def create(self, req: rpc_pb2.WatchCreateRequest) -> None:
-        """Register a watcher (replaying history from ``start_revision``)."""
-        wid = self._allocate(req.watch_id)
-        header = self._s.header()
-        if wid in self._watchers or not req.key:
-            self.out.put_nowait(
-                rpc_pb2.WatchResponse(
-                    header=header,
-                    watch_id=wid if req.key else -1,
-                    created=True,
-                    canceled=True,
-                    cancel_reason=(
-                        "etcdserver: duplicate watch ID" if req.key else errors.EMPTY_KEY.message
-                    ),
-                )
-            )
-            return
-        watcher = Watcher(
-            watch_id=wid,
-            key=req.key,
-            range_end=req.range_end,
-            prev_kv=req.prev_kv,
-            filters=frozenset(int(f) for f in req.filters),
-            progress_notify=req.progress_notify,
-            deliver=self._deliver,
-        )
-        self.out.put_nowait(rpc_pb2.WatchResponse(header=header, watch_id=wid, created=True))
-        kv = self._s.sm.kv
-        try:
-            self._s.sm.hub.add(watcher, req.start_revision, kv.revision, kv.compact_revision)
-        except CompactedWatch as exc:
-            self.out.put_nowait(
-                rpc_pb2.WatchResponse(
-                    header=self._s.header(),
-                    watch_id=wid,
-                    canceled=True,
-                    compact_revision=exc.revision,
-                    cancel_reason=errors.COMPACTED.message,
-                )
-            )
-            return
-        self._watchers[wid] = watcher
-
-    def cancel(self, watch_id: int) -> None:
-        """Stop a watcher and confirm."""
-        watcher = self._watchers.pop(watch_id, None)
-        if watcher is not None:
-            self._s.sm.hub.remove(watcher)
-        self.out.put_nowait(
-            rpc_pb2.WatchResponse(header=self._s.header(), watch_id=watch_id, canceled=True)
-        )
-
-    async def read(self, requests: AsyncIterator[rpc_pb2.WatchRequest]) -> None:
-        """Handle requests until the client stops sending."""
-        async for req in requests:
-            kind = req.WhichOneof("request_union")
-            if kind == "create_request":
-                self.create(req.create_request)
-            elif kind == "cancel_request":
-                self.cancel(req.cancel_request.watch_id)
-            elif kind == "progress_request":
-                self.out.put_nowait(rpc_pb2.WatchResponse(header=self._s.header(), watch_id=-1))
-
-    async def progress_loop(self) -> None:
-        """Tell idle watchers that asked for it how far the store has progressed."""
-        while True:
-            await asyncio.sleep(PROGRESS_INTERVAL_S)
-            revision = self._s.sm.kv.revision
-            for watcher in list(self._watchers.values()):
-                if watcher.progress_notify and watcher.last_sent_rev < revision:
-                    watcher.last_sent_rev = revision
-                    self.out.put_nowait(
-                        rpc_pb2.WatchResponse(header=self._s.header(), watch_id=watcher.watch_id)
-                    )
-
-    def close(self) -> None:
-        """Drop every watcher of this stream."""
-        for watcher in self._watchers.values():
-            self._s.sm.hub.remove(watcher)
-        self._watchers.clear()
-
-
-AUTH_METHODS = (
-    "AuthEnable", "AuthDisable", "AuthStatus", "Authenticate", "UserAdd", "UserGet",
-    "UserList", "UserDelete", "UserChangePassword", "UserGrantRole", "UserRevokeRole",
-    "RoleAdd", "RoleGet", "RoleList", "RoleDelete", "RoleGrantPermission",
-    "RoleRevokePermission",
-)  # fmt: skip
-
-
-def auth_handler() -> grpc.GenericRpcHandler[Any, Any]:
-    """etcdserverpb.Auth: every method answers UNIMPLEMENTED with the reason."""
-
-    async def refuse(request: bytes, context: Ctx) -> bytes:
-        del request
-        await context.abort(errors.AUTH_UNIMPLEMENTED.code, errors.AUTH_UNIMPLEMENTED.message)
-        raise AssertionError("unreachable")
-
-    handlers = {name: grpc.unary_unary_rpc_method_handler(refuse) for name in AUTH_METHODS}
-    return grpc.method_handlers_generic_handler("etcdserverpb.Auth", handlers)
-
-
-class _Malformed:
-    """Stands in for a request whose bytes did not parse."""
-
-
-_MALFORMED = _Malformed()
-
-
-class RejectMalformed(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Answer unparseable unary requests with INVALID_ARGUMENT instead of gRPC's generic
-    UNKNOWN, so a client learns the request itself was at fault."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        """Wrap the deserializer and behaviour of unary-unary handlers."""
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
-            return handler
-        parse = handler.request_deserializer
-        behaviour = handler.unary_unary
-        method = handler_call_details.method
-
-        def safe_parse(data: bytes) -> object:
-            try:
-                return parse(data)
-            except DecodeError:
-                return _MALFORMED
-
-        async def guarded(request: object, context: Ctx) -> object:
-            if request is _MALFORMED:
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, f"kvstore: malformed request for {method}"
-                )
-            return await behaviour(request, context)  # type: ignore[arg-type]
-
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=safe_parse,
-            response_serializer=handler.response_serializer,
-        )

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from kvstore.api.gen.kvstorepb import internal_pb2
+from kvstore.server import snapshot_file
+from kvstore.storage.mvcc import MvccStore
+from kvstore.storage.mvcc_types import RangeRequest
 from tests.kvstore.server.conftest import Etcdctl
 from tests.kvstore.server.harness import Cluster
 
@@ -157,7 +161,11 @@ def test_snapshot_save(etcdctl: Etcdctl, cluster: Cluster, workdir: Path) -> Non
     etcdctl("snapshot", "save", str(target), endpoints=[cluster.endpoints[0]])
     data = target.read_bytes()
     assert len(data) % 512 == 32  # a 512-byte aligned body plus its SHA-256
-    assert b"in-snapshot" in data
+    state = internal_pb2.ServerState.FromString(snapshot_file.decode(data))
+    assert sorted(m.name for m in state.members) == ["m1", "m2", "m3"]
+    store = MvccStore()
+    store.restore(state.mvcc)
+    assert store.range(RangeRequest(key=b"in-snapshot")).kvs[0].value == b"yes"
 
 
 def test_compaction_then_old_revision_is_refused(etcdctl: Etcdctl) -> None:

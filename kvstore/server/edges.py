@@ -1,0 +1,78 @@
+"""Edges of the client port: the Auth service that refuses politely, and the interceptor
+that turns unparseable requests into INVALID_ARGUMENT."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from kvstore.server import errors
+from kvstore.server.services import Ctx
+
+AUTH_METHODS = (
+    "AuthEnable", "AuthDisable", "AuthStatus", "Authenticate", "UserAdd", "UserGet",
+    "UserList", "UserDelete", "UserChangePassword", "UserGrantRole", "UserRevokeRole",
+    "RoleAdd", "RoleGet", "RoleList", "RoleDelete", "RoleGrantPermission",
+    "RoleRevokePermission",
+)  # fmt: skip
+
+
+def auth_handler() -> grpc.GenericRpcHandler[Any, Any]:
+    """etcdserverpb.Auth: every method answers UNIMPLEMENTED with the reason."""
+
+    async def refuse(request: bytes, context: Ctx) -> bytes:
+        del request
+        await context.abort(errors.AUTH_UNIMPLEMENTED.code, errors.AUTH_UNIMPLEMENTED.message)
+        raise AssertionError("unreachable")
+
+    handlers = {name: grpc.unary_unary_rpc_method_handler(refuse) for name in AUTH_METHODS}
+    return grpc.method_handlers_generic_handler("etcdserverpb.Auth", handlers)
+
+
+class _Malformed:
+    """Stands in for a request whose bytes did not parse."""
+
+
+_MALFORMED = _Malformed()
+
+
+class RejectMalformed(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Answer unparseable unary requests with INVALID_ARGUMENT instead of gRPC's generic
+    UNKNOWN, so a client learns the request itself was at fault."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """Wrap the deserializer and behaviour of unary-unary handlers."""
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+        behaviour = handler.unary_unary
+        method = handler_call_details.method
+
+        def safe_parse(data: bytes) -> object:
+            try:
+                return parse(data)
+            except DecodeError:
+                return _MALFORMED
+
+        async def guarded(request: object, context: Ctx) -> object:
+            if request is _MALFORMED:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"kvstore: malformed request for {method}"
+                )
+            return await behaviour(request, context)  # type: ignore[arg-type]
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=safe_parse,
+            response_serializer=handler.response_serializer,
+        )
