@@ -41,6 +41,8 @@ class Op:
     """CAS only: the value compared against."""
     ok: bool | None = None
     """CAS only: whether it swapped (None when the outcome is unknown)."""
+    revision: int | None = None
+    """The store revision in the response header (None when unknown or not recorded)."""
 
     @property
     def unknown(self) -> bool:

@@ -1,0 +1,310 @@
+"""Local multi-process clusters of this store or of etcd, for fault tests and benchmarks.
+
+Each member is one process (``kvstore serve`` or etcd, which take the same flag names) on
+its own loopback address 127.0.0.x with ports the OS picked, so members can be told apart by
+address. A member can be started inside its own cgroup (v2) so that
+:mod:`kvstore.verify.netfault` can drop the packets it sends; loopback packets all carry the
+source address 127.0.0.1, so the sender is identified by its cgroup, not its address.
+
+The cluster finds its leader the way an operator would, through the Maintenance Status call
+of every live member, which works the same against etcd.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kvstore.client import ClientError, SyncClient
+
+_host_counter = itertools.count(int(os.environ.get("KVSTORE_HOST_BASE", "0")) or os.getpid())
+STATUS_TIMEOUT_S = 2.0
+
+
+class Kind(enum.StrEnum):
+    """Which server a member runs."""
+
+    KVSTORE = "kvstore"
+    ETCD = "etcd"
+
+
+def kvstore_command() -> list[str]:
+    """The argv prefix that runs a member of this store with the current interpreter."""
+    return [sys.executable, "-m", "kvstore.cli", "serve"]
+
+
+def etcd_command() -> list[str]:
+    """The argv prefix that runs etcd (Debian ``etcd-server``)."""
+    path = shutil.which("etcd") or "/usr/bin/etcd"
+    return [path]
+
+
+def free_port(host: str) -> int:
+    """A TCP port free on ``host`` (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def next_host() -> str:
+    """A loopback address in 127.1.0.0/16 .. 127.254.0.0/16 not used before by this process.
+
+    Seeded by the process id so that two test runs on one machine rarely share addresses.
+    """
+    n = next(_host_counter) % (250 * 250 * 200)
+    return f"127.{n // 62500 + 30}.{n // 250 % 250}.{n % 250 + 2}"
+
+
+@dataclass
+class Member:
+    """One member process and where it listens."""
+
+    name: str
+    host: str
+    client_port: int
+    peer_port: int
+    metrics_port: int
+    data_dir: Path
+    log_path: Path
+    command: list[str]
+    extra: list[str] = field(default_factory=list)
+    cgroup: Path | None = None
+    """A cgroup v2 directory the process is started in (for partitions), or None."""
+    proc: subprocess.Popen[bytes] | None = None
+    paused: bool = False
+
+    @property
+    def endpoint(self) -> str:
+        """host:port of the client API."""
+        return f"{self.host}:{self.client_port}"
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{self.endpoint}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://{self.host}:{self.peer_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}"
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process runs (a paused process counts as alive)."""
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def argv(self, initial_cluster: str, state: str, token: str) -> list[str]:
+        """The full command line (etcd's flag names, which this store shares)."""
+        return [
+            *self.command,
+            "--name", self.name,
+            "--data-dir", str(self.data_dir),
+            "--listen-client-urls", self.client_url,
+            "--advertise-client-urls", self.client_url,
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--listen-metrics-urls", self.metrics_url,
+            "--initial-cluster", initial_cluster,
+            "--initial-cluster-state", state,
+            "--initial-cluster-token", token,
+            *self.extra,
+        ]  # fmt: skip
+
+    def start(self, initial_cluster: str, state: str, token: str) -> None:
+        """Start the process (in its cgroup when it has one); output goes to the log."""
+        cmd = self.argv(initial_cluster, state, token)
+        if self.cgroup is not None:
+            # Join the cgroup before exec, so every socket the member opens belongs to it.
+            procs = self.cgroup / "cgroup.procs"
+            cmd = ["/bin/sh", "-c", f'echo $$ > "{procs}" && exec "$@"', "sh", *cmd]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+        self.paused = False
+
+    def kill(self) -> None:
+        """SIGKILL the process and reap it."""
+        if self.alive:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.paused = False
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets but answers nothing."""
+        if self.alive:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        if self.alive and self.paused:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def terminate(self, timeout: float = 15) -> None:
+        """SIGTERM, then SIGKILL if it does not exit within ``timeout``."""
+        self.resume()
+        if not self.alive:
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the process (0 when it is not running)."""
+        if not self.alive:
+            return 0
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def log_tail(self, chars: int = 3000) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text[-chars:]
+
+
+class LocalCluster:
+    """A cluster of member processes under one directory.
+
+    ``extra`` is appended to every member's command line (e.g. heartbeat and election
+    timeouts); ``cgroup_parent`` (a cgroup v2 directory) gives every member its own child
+    cgroup, which network faults need.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        size: int,
+        *,
+        kind: Kind = Kind.KVSTORE,
+        extra: list[str] | None = None,
+        token: str = "fault-cluster",  # noqa: S107 (a cluster name, not a secret)
+        cgroup_parent: Path | None = None,
+    ) -> None:
+        self.root = root
+        self.kind = kind
+        self.token = token
+        self.extra = list(extra or [])
+        self.cgroup_parent = cgroup_parent
+        self.command = kvstore_command() if kind is Kind.KVSTORE else etcd_command()
+        self._names = itertools.count(1)
+        self.members: list[Member] = [self.new_member() for _ in range(size)]
+
+    def new_member(self) -> Member:
+        """A member not yet started nor part of the cluster."""
+        name = f"m{next(self._names)}"
+        host = next_host()
+        cgroup = None
+        if self.cgroup_parent is not None:
+            cgroup = self.cgroup_parent / name
+            cgroup.mkdir(parents=True, exist_ok=True)
+        return Member(
+            name=name,
+            host=host,
+            client_port=free_port(host),
+            peer_port=free_port(host),
+            metrics_port=free_port(host),
+            data_dir=self.root / name,
+            log_path=self.root / f"{name}.log",
+            command=list(self.command),
+            extra=list(self.extra),
+            cgroup=cgroup,
+        )
+
+    def initial_cluster(self, members: list[Member] | None = None) -> str:
+        chosen = self.members if members is None else members
+        return ",".join(f"{m.name}={m.peer_url}" for m in chosen)
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.members]
+
+    def start(self, timeout: float = 60) -> None:
+        """Start every member and wait until they agree on a leader."""
+        cluster = self.initial_cluster()
+        for m in self.members:
+            m.start(cluster, "new", self.token)
+        self.leader(timeout=timeout)
+
+    def restart(self, m: Member) -> None:
+        """Start a member again from its data directory."""
+        m.kill()
+        m.start(self.initial_cluster(), "new", self.token)
+
+    def status(self, m: Member) -> tuple[int, int, int] | None:
+        """(member id, leader id, raft applied index) of one member, or None if it does
+        not answer."""
+        if not m.alive or m.paused:
+            return None
+        try:
+            with SyncClient([m.endpoint], timeout=STATUS_TIMEOUT_S, rounds=1) as c:
+                st = c.status()
+        except ClientError:
+            return None
+        return st.header.member_id, st.leader, st.raftAppliedIndex
+
+    def leader(self, timeout: float = 30, among: list[Member] | None = None) -> Member:
+        """The member that every answering member (of ``among``) names as leader."""
+        deadline = time.monotonic() + timeout
+        chosen = among if among is not None else self.members
+        while time.monotonic() < deadline:
+            ids: dict[int, Member] = {}
+            leaders: set[int] = set()
+            for m in chosen:
+                st = self.status(m)
+                if st is None:
+                    continue
+                ids[st[0]] = m
+                leaders.add(st[1])
+            if len(leaders) == 1:
+                (lead,) = leaders
+                if lead in ids:
+                    return ids[lead]
+            time.sleep(0.1)
+        raise TimeoutError("no agreed leader\n" + self.logs())
+
+    def member_id(self, m: Member) -> int:
+        st = self.status(m)
+        if st is None:
+            raise MemberUnavailable(f"{m.name} does not answer")
+        return st[0]
+
+    def stop(self) -> None:
+        """SIGTERM every member (SIGKILL stragglers)."""
+        for m in self.members:
+            m.resume()
+            if m.alive:
+                assert m.proc is not None
+                m.proc.send_signal(signal.SIGTERM)
+        for m in self.members:
+            m.terminate(timeout=10)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {m.name} ---\n{m.log_tail()}" for m in self.members)
+
+
+class MemberUnavailable(RuntimeError):
+    """A member did not answer a call the harness needed."""
