@@ -74,15 +74,21 @@ def test_lease_expiry_deletes_the_keys_on_every_member(cluster: Cluster) -> None
 
 
 def _watch_in_thread(
-    endpoint: str, prefix: bytes, start: int, events: list[tuple[int, bytes]], stop: threading.Event
+    endpoint: str,
+    prefix: bytes,
+    start: int,
+    events: list[tuple[int, bytes]],
+    end_key: bytes,
 ) -> threading.Thread:
+    """Collect (revision, key) of every event until the event of ``end_key``."""
+
     async def consume() -> None:
         async with Client([endpoint], timeout=30, rounds=1) as client:
             stream = client.watch(prefix, prefix=True, start_revision=start)
             async for resp in stream:
                 for ev in resp.events:
                     events.append((ev.kv.mod_revision, ev.kv.key))
-                if stop.is_set():
+                if any(ev.kv.key == end_key for ev in resp.events):
                     break
 
     thread = threading.Thread(target=lambda: asyncio.run(consume()), daemon=True)
@@ -96,8 +102,7 @@ def test_watch_survives_leader_failure_without_gaps(cluster: Cluster) -> None:
     with cluster.client() as c:
         start = c.put(b"gap/000", b"0").header.revision
     events: list[tuple[int, bytes]] = []
-    stop = threading.Event()
-    thread = _watch_in_thread(watcher_member.endpoint, b"gap/", start, events, stop)
+    thread = _watch_in_thread(watcher_member.endpoint, b"gap/", start, events, b"gap/zzz")
     written: list[bytes] = [b"gap/000"]
     survivors = [m for m in cluster.members if m is not leader]
     with cluster.client(survivors, timeout=10) as c:
@@ -107,7 +112,6 @@ def test_watch_survives_leader_failure_without_gaps(cluster: Cluster) -> None:
             key = f"gap/{i:03d}".encode()
             c.put(key, b"v")
             written.append(key)
-        stop.set()
         c.put(b"gap/zzz", b"end")
     thread.join(timeout=20)
     keys = [k for _, k in events if k != b"gap/zzz"]
@@ -238,3 +242,38 @@ def test_replace_a_member_whose_disk_was_lost(cluster: Cluster) -> None:
         members = {m.ID: m.name for m in c.member_list().members}
     assert old_id not in members
     assert members[new_id] == victim.name
+
+
+def test_client_fails_over_and_watch_resumes_on_another_member(cluster: Cluster) -> None:
+    dead = f"{cluster.members[0].host}:1"  # nothing listens there
+    with SyncClient([dead, *cluster.endpoints], timeout=10) as c:
+        c.put(b"failover", b"1")
+        assert c.get(b"failover").kvs[0].value == b"1"
+    first, second = _followers(cluster)[0], _followers(cluster)[1]
+    events: list[tuple[int, bytes]] = []
+
+    async def consume() -> None:
+        async with Client([first.endpoint, second.endpoint], timeout=30) as client:
+            async for resp in client.watch(b"resume/", prefix=True):
+                events.extend((ev.kv.mod_revision, ev.kv.key) for ev in resp.events)
+                if any(ev.kv.key == b"resume/zz" for ev in resp.events):
+                    break
+
+    thread = threading.Thread(target=lambda: asyncio.run(consume()), daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    others = [m for m in cluster.members if m is not first]
+    written = []
+    with cluster.client(others) as c:
+        for i in range(20):
+            if i == 8:
+                first.kill()  # the member serving the watch goes away
+            key = f"resume/{i:02d}".encode()
+            c.put(key, b"v")
+            written.append(key)
+        c.put(b"resume/zz", b"end")
+    thread.join(timeout=30)
+    keys = [k for _, k in events if k != b"resume/zz"]
+    assert keys == written  # resumed from the next revision: no gap, no duplicate
+    first.start(cluster.initial_cluster, "new")
+    cluster.wait_healthy()
