@@ -3,6 +3,7 @@ data dir, and ``kvstore dev-cluster`` from start to Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -56,7 +57,11 @@ def test_sigterm_transfers_leadership_and_exits_zero(cluster: Cluster) -> None:
     elapsed = time.monotonic() - started
     assert code == 0
     assert elapsed < 10
-    assert "transferring leadership" in leader.log_text()
+    lines = [json.loads(line) for line in leader.log_text().splitlines() if line.strip()]
+    assert lines and all(line["member"] == leader.name for line in lines)
+    assert all(isinstance(line["term"], int) for line in lines)
+    transfer = [line for line in lines if "transferring leadership" in line["msg"]]
+    assert transfer and transfer[0]["term"] >= 1 and transfer[0]["level"] == "info"
     new_leader = cluster.leader(timeout=5)
     assert new_leader is not leader
     with cluster.client() as c:
