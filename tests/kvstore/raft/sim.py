@@ -680,10 +680,22 @@ class Simulation:
                 got = self.check.applied.get(target)
                 if got is None or got[1] != marker:
                     raise self.check.fail(f"the final proposal was not committed at {target}")
+                self._check_converged(members)
                 return
             if tick >= LIVENESS_TICKS and lead.sm_index < target:
                 raise self.check.fail(f"no proposal committed {tick} ticks after healing")
         raise self.check.fail("members did not converge after healing")
+
+    def _check_converged(self, members: set[int]) -> None:
+        """Every member's state machine equals the one everybody applied: same CRC chain
+        at its index, and that chain covers every entry ever acknowledged up to there."""
+        for nid in sorted(members):
+            node = self.nodes[nid]
+            got = self.check.applied.get(node.sm_index)
+            if got is None or got[2] != node.sm_digest:
+                raise self.check.fail(
+                    f"node {nid} ended with a state at {node.sm_index} that no node applied"
+                )
 
     def _round(self) -> None:
         """One tick on every node, then deliver everything in flight (FIFO)."""
