@@ -421,3 +421,20 @@ def test_text_plan_reads_top_down() -> None:
     assert lines[1].startswith("  start host.directory(., [.git, .venv")
     assert lines[2].startswith("  dockerBuild buildArgs=[{name=BASE_IMAGE, value=docker.io/")
     assert "  withLabel name=org.opencontainers.image.revision value=abc" in lines
+
+
+@pytest.mark.parametrize(
+    ("address", "host"),
+    [
+        (
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/kvstore:abc",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        ),
+        ("127.0.0.1:5000/kvstore:1", "127.0.0.1:5000"),
+        ("localhost/kvstore:1", "localhost"),
+        ("library/python:3.11", "docker.io"),
+        ("kvstore:1", "docker.io"),
+    ],
+)
+def test_registry_host_is_read_as_docker_push_reads_it(address: str, host: str) -> None:
+    assert images.registry_host(address) == host
