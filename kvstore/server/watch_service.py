@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import grpc
+
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.api.gen.mvccpb import kv_pb2
 from kvstore.server import errors
@@ -18,6 +20,7 @@ from kvstore.server.etcd import EtcdServer
 from kvstore.server.services import Ctx, Observer
 from kvstore.server.watch import CompactedWatch, Watcher
 
+_WATCH = "etcdserverpb.Watch"
 PROGRESS_INTERVAL_S = 5.0
 """How often a watcher with ``progress_notify`` hears the current revision when idle."""
 
@@ -33,6 +36,7 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
         self, request_iterator: AsyncIterator[rpc_pb2.WatchRequest], context: Ctx
     ) -> AsyncIterator[rpc_pb2.WatchResponse]:
         """Create, cancel and progress requests in; events and notifications out."""
+        self._o.started("bidi_stream", _WATCH, "Watch")
         stream = _WatchStream(self._s)
         reader = asyncio.get_running_loop().create_task(stream.read(request_iterator))
         ticker = asyncio.get_running_loop().create_task(stream.progress_loop())
@@ -48,6 +52,8 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             stream.close()
+            # A watch stream ends when the client goes away: etcd counts it as cancelled.
+            self._o.handled("bidi_stream", _WATCH, "Watch", grpc.StatusCode.CANCELLED)
 
 
 class _WatchStream:
