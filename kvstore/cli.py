@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from kvstore import __version__
+from kvstore.bench import cli as bench_cli
 from kvstore.client import cli as client_cli
 from kvstore.server import config as server_config
 from kvstore.server import devcluster, serve
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("dev-cluster", help="run a local cluster in the foreground")
     )
     client_cli.add_commands(sub)
+    bench_cli.add_arguments(
+        sub.add_parser("bench", help="benchmark etcd v3 endpoints, or compare with etcd")
+    )
     return parser
 
 
@@ -50,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve.run(config)
     if args.command == "dev-cluster":
         return devcluster.run(args)
+    if args.command == "bench":
+        return bench_cli.run(args)
     return client_cli.run(args)
 
 

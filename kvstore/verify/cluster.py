@@ -190,8 +190,8 @@ class LocalCluster:
     """A cluster of member processes under one directory.
 
     ``extra`` is appended to every member's command line (e.g. heartbeat and election
-    timeouts); ``cgroup_parent`` (a cgroup v2 directory) gives every member its own child
-    cgroup, which network faults need.
+    timeouts); ``cluster_name`` becomes ``--initial-cluster-token``; ``cgroup_parent`` (a
+    cgroup v2 directory) gives every member its own child cgroup, which network faults need.
     """
 
     def __init__(
@@ -201,12 +201,12 @@ class LocalCluster:
         *,
         kind: Kind = Kind.KVSTORE,
         extra: list[str] | None = None,
-        token: str = "fault-cluster",  # noqa: S107 (a cluster name, not a secret)
+        cluster_name: str = "fault-cluster",
         cgroup_parent: Path | None = None,
     ) -> None:
         self.root = root
         self.kind = kind
-        self.token = token
+        self.token = cluster_name
         self.extra = list(extra or [])
         self.cgroup_parent = cgroup_parent
         self.command = kvstore_command() if kind is Kind.KVSTORE else etcd_command()

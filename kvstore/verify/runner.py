@@ -93,7 +93,7 @@ def run_scenario(scenario: Scenario, root: Path) -> RunResult:
         root,
         scenario.members,
         extra=RAFT_FLAGS,
-        token=tag,
+        cluster_name=tag,
         cgroup_parent=partitioner.cgroup_parent if partitioner else None,
     )
     nemesis = Nemesis(cluster, partitioner)

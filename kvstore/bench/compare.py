@@ -1,0 +1,242 @@
+"""``kvstore bench --compare``: this store against etcd on the same machine, same load.
+
+Starts a 3-member cluster of each (same defaults: 100 ms heartbeat, 1 s election timeout,
+fsync on every commit) on loopback addresses, preloads the same key space into both, then
+runs every (workload, concurrency) row four times, alternating the systems A B A B, so that
+a slow minute on a shared machine hurts both. Then, for both systems:
+
+- failover: a writer issues puts back to back; the leader is SIGKILLed; the figure is the
+  time from the kill to the next acknowledged put (median of several kills; the killed
+  member restarts between kills);
+- restart: with N extra keys loaded, every member is stopped and started again; the figure
+  is the time from starting the processes to the first answered linearizable get;
+- memory: resident memory per member after loading the keys, minus the same figure before,
+  scaled to one million keys.
+
+Writes ``results.json``, ``report.md`` and ``chart.png`` (throughput and p99 against
+concurrency, both systems) into the output directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kvstore.bench.load import LoadSpec, Workload, preload, run_load
+from kvstore.bench.stats import Result, format_comparison
+from kvstore.client import Client, ClientError
+from kvstore.verify.cluster import Kind, LocalCluster
+
+SYSTEMS = (Kind.KVSTORE, Kind.ETCD)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What the comparison runs."""
+
+    root: Path
+    out: Path
+    workloads: Sequence[Workload] = tuple(Workload)
+    concurrencies: Sequence[int] = (1, 16, 64, 256)
+    duration: float = 5.0
+    key_space: int = 10_000
+    value_size: int = 256
+    big_keys: Sequence[int] = (100_000, 1_000_000)
+    failovers: int = 3
+
+
+@dataclass
+class SystemFigures:
+    """The non-throughput figures of one system."""
+
+    failover_s: list[float] = field(default_factory=list)
+    restart_s: dict[int, float] = field(default_factory=dict)
+    rss_per_million_keys_mb: float = 0.0
+    load_s: dict[int, float] = field(default_factory=dict)
+
+
+def run_compare(cfg: CompareConfig, log: object = print) -> str:
+    """Run everything; return the Markdown report (also written to ``cfg.out``)."""
+    assert callable(log)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    clusters = {
+        k: LocalCluster(cfg.root / k.value, 3, kind=k, cluster_name="bench") for k in SYSTEMS
+    }
+    results: dict[Kind, list[Result]] = {k: [] for k in SYSTEMS}
+    figures = {k: SystemFigures() for k in SYSTEMS}
+    try:
+        for k, c in clusters.items():
+            c.start()
+            asyncio.run(preload(c.endpoints, cfg.key_space, cfg.value_size))
+            log(f"{k.value}: started, {cfg.key_space} keys loaded")
+        for wl in cfg.workloads:
+            for conc in cfg.concurrencies:
+                spec = LoadSpec(wl, conc, duration=cfg.duration, key_space=cfg.key_space,
+                                value_size=cfg.value_size)  # fmt: skip
+                merged: dict[Kind, Result] = {}
+                for _round in range(2):
+                    for k in SYSTEMS:
+                        r = asyncio.run(run_load(clusters[k].endpoints, spec, k.value))
+                        merged[k] = merged[k].merge(r) if k in merged else r
+                for k in SYSTEMS:
+                    results[k].append(merged[k])
+                ours, theirs = merged[Kind.KVSTORE], merged[Kind.ETCD]
+                log(f"{wl.value} x{conc}: kvstore {ours.throughput:.0f}/s "
+                    f"p99 {ours.p99 * 1000:.1f} ms, etcd {theirs.throughput:.0f}/s "
+                    f"p99 {theirs.p99 * 1000:.1f} ms")  # fmt: skip
+        for k, c in clusters.items():
+            figures[k].failover_s = [failover_once(c) for _ in range(cfg.failovers)]
+            log(f"{k.value}: failover {figures[k].failover_s}")
+            measure_restarts(c, cfg, figures[k], log)
+    finally:
+        for c in clusters.values():
+            c.stop()
+    report = render_report(cfg, results, figures)
+    (cfg.out / "report.md").write_text(report)
+    data = {
+        "results": {k.value: [asdict(r) for r in rs] for k, rs in results.items()},
+        "figures": {k.value: asdict(f) for k, f in figures.items()},
+    }
+    (cfg.out / "results.json").write_text(json.dumps(data, indent=1))
+    draw_chart(results, cfg.out / "chart.png")
+    return report
+
+
+async def _put_until_ok(cl: Client, key: bytes) -> float:
+    while True:
+        try:
+            await cl.put(key, b"x")
+            return time.monotonic()
+        except ClientError:
+            await asyncio.sleep(0.01)
+
+
+def failover_once(cluster: LocalCluster) -> float:
+    """Seconds from SIGKILL of the leader to the next acknowledged put; restarts the
+    killed member afterwards and waits until the cluster agrees on a leader again."""
+    leader = cluster.leader()
+
+    async def measure() -> float:
+        async with Client(cluster.endpoints, timeout=10, rounds=50) as cl:
+            await _put_until_ok(cl, b"failover")
+            killed = time.monotonic()
+            leader.kill()
+            done = await _put_until_ok(cl, b"failover")
+            return done - killed
+
+    seconds = asyncio.run(measure())
+    cluster.restart(leader)
+    cluster.leader(timeout=60)
+    time.sleep(1)
+    return seconds
+
+
+def total_rss(cluster: LocalCluster) -> int:
+    return sum(m.rss_bytes() for m in cluster.members)
+
+
+def measure_restarts(
+    cluster: LocalCluster, cfg: CompareConfig, fig: SystemFigures, log: object
+) -> None:
+    """Load the big key counts in turn; after each, time a whole-cluster restart."""
+    assert callable(log)
+    base = total_rss(cluster)
+    loaded = 0
+    for n in cfg.big_keys:
+        t0 = time.monotonic()
+        asyncio.run(preload(cluster.endpoints, n - loaded, cfg.value_size, first=10**7 + loaded))
+        fig.load_s[n] = round(time.monotonic() - t0, 1)
+        loaded = n
+        rss = total_rss(cluster)
+        fig.rss_per_million_keys_mb = round(
+            (rss - base) / len(cluster.members) / n * 1e6 / 2**20, 1
+        )
+        cluster.stop()
+        started = time.monotonic()
+        for m in cluster.members:
+            m.start(cluster.initial_cluster(), "new", cluster.token)
+        asyncio.run(_first_read(cluster))
+        fig.restart_s[n] = round(time.monotonic() - started, 2)
+        log(f"{cluster.kind.value}: {n} keys: restart {fig.restart_s[n]} s, "
+            f"{fig.rss_per_million_keys_mb} MB RSS per member per million keys")  # fmt: skip
+
+
+async def _first_read(cluster: LocalCluster) -> None:
+    deadline = time.monotonic() + 600
+    async with Client(cluster.endpoints, timeout=5, rounds=1) as cl:
+        while time.monotonic() < deadline:
+            try:
+                await cl.get(b"failover")
+                return
+            except ClientError:
+                await asyncio.sleep(0.05)
+    raise TimeoutError("the cluster did not serve a read within 600 s")
+
+
+def render_report(
+    cfg: CompareConfig, results: dict[Kind, list[Result]], figures: dict[Kind, SystemFigures]
+) -> str:
+    """The Markdown report: the comparison table, then recovery and memory figures."""
+    ours, theirs = figures[Kind.KVSTORE], figures[Kind.ETCD]
+    lines = [
+        format_comparison(results[Kind.KVSTORE], results[Kind.ETCD]),
+        "",
+        "| figure | kvstore | etcd |",
+        "|---|--:|--:|",
+    ]
+    if ours.failover_s and theirs.failover_s:
+        lines.append(
+            f"| leader SIGKILL to next acknowledged put, median of {cfg.failovers} (s) "
+            f"| {statistics.median(ours.failover_s):.2f} "
+            f"| {statistics.median(theirs.failover_s):.2f} |"
+        )
+    for n in cfg.big_keys:
+        if n in ours.restart_s and n in theirs.restart_s:
+            lines.append(
+                f"| restart to first linearizable read, {n:,} keys (s) "
+                f"| {ours.restart_s[n]:.2f} | {theirs.restart_s[n]:.2f} |"
+            )
+            lines.append(
+                f"| loading {n:,} keys in 128-put txns, 8 in flight (s) "
+                f"| {ours.load_s[n]:.1f} | {theirs.load_s[n]:.1f} |"
+            )
+    if cfg.big_keys:
+        lines.append(
+            f"| resident memory per member per million keys (MB) "
+            f"| {ours.rss_per_million_keys_mb:.0f} | {theirs.rss_per_million_keys_mb:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def draw_chart(results: dict[Kind, list[Result]], path: Path) -> None:
+    """Throughput and p99 against concurrency, one line per (system, workload)."""
+    import matplotlib  # noqa: PLC0415 (an optional extra: `pip install kvstore[bench]`)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 9), sharex=True)
+    for kind, style in ((Kind.KVSTORE, "-o"), (Kind.ETCD, "--s")):
+        by_wl: dict[str, list[Result]] = {}
+        for r in results[kind]:
+            by_wl.setdefault(r.workload, []).append(r)
+        for wl, rows in by_wl.items():
+            xs = [r.concurrency for r in rows]
+            top.plot(xs, [r.throughput for r in rows], style, label=f"{kind.value} {wl}")
+            bottom.plot(xs, [r.p99 * 1000 for r in rows], style, label=f"{kind.value} {wl}")
+    top.set_ylabel("operations per second")
+    top.set_yscale("log")
+    bottom.set_ylabel("p99 latency (ms)")
+    bottom.set_yscale("log")
+    bottom.set_xlabel("concurrent requests")
+    bottom.set_xscale("log", base=2)
+    top.legend(fontsize=7, ncol=2)
+    top.set_title("kvstore (solid) and etcd (dashed), 3 members each, one machine")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
