@@ -263,11 +263,23 @@ class KvstoreCi(Delivery):
     # --- the whole check -----------------------------------------------------------------
 
     @function
-    async def ci(self, source: Source) -> dagger.Directory:
+    async def ci(
+        self,
+        source: Source,
+        fail: Annotated[
+            bool,
+            Doc(
+                "Raise an error listing every failed stage (false: return the reports anyway,"
+                " so a CI job can upload them before failing)"
+            ),
+        ] = True,
+    ) -> dagger.Directory:
         """Lint, test and build at the same time; report every failure, not the first.
 
         Returns a directory with the JUnit report (junit.xml), the lint summary (lint.txt)
         and a one-line-per-stage summary (summary.txt), for `export --path=test-results`.
+        Every stage's commands are cached whatever their outcome, so calling `ci` again
+        after `ci --fail=false` costs nothing and raises the same failures.
         """
         outcomes: dict[str, str] = {}
         failures: dict[str, str] = {}
@@ -278,7 +290,8 @@ class KvstoreCi(Delivery):
 
         async def run_test() -> str:
             tests = stages.test_run(self._image, source, stages.DEFAULT_TEST_SELECTION)
-            junit.append(await stages.run_tests(tests))
+            junit.append(tests.file(stages.JUNIT_REPORT))
+            await stages.run_tests(tests)
             return "all tests passed"
 
         async def run_build() -> str:
@@ -295,13 +308,14 @@ class KvstoreCi(Delivery):
             group.start_soon(run, "lint", run_lint)
             group.start_soon(run, "test", run_test)
             group.start_soon(run, "build", run_build)
-        if failures:
+        if failures and fail:
             raise reports.StageFailed(reports.stage_failures(failures, CI_STAGES))
-        summary = "".join(f"{name}: {outcomes[name].splitlines()[0]}\n" for name in CI_STAGES)
+        results = {**outcomes, **{name: f"FAILED: {error}" for name, error in failures.items()}}
+        summary = "".join(f"{name}: {results[name].splitlines()[0]}\n" for name in CI_STAGES)
         return (
             dag.directory()
             .with_file("junit.xml", junit[0])
-            .with_new_file("lint.txt", outcomes["lint"] + "\n")
+            .with_new_file("lint.txt", results["lint"] + "\n")
             .with_new_file("summary.txt", summary)
         )
 
