@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -153,3 +154,29 @@ def test_snapshots_compact_the_log_and_restart_from_them(tmp_path: Path) -> None
         assert [kv.value for kv in got.kvs] == [str(i).encode() for i in range(120)]
     finally:
         single.stop()
+
+
+def test_dev_cluster_members_do_not_outlive_it(tmp_path: Path) -> None:
+    ports = [free_port("127.0.0.1") for _ in range(3)]
+    proc = subprocess.Popen(
+        [KVSTORE, "dev-cluster", "--nodes", "1", "--data-dir", str(tmp_path / "dev"),
+         "--client-ports", str(ports[0]), "--peer-ports", str(ports[1]),
+         "--metrics-ports", str(ports[2])],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("Press Ctrl-C"):
+            break
+    proc.kill()  # no chance to stop its members itself
+    proc.wait(timeout=10)
+    proc.stdout.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", ports[0]), timeout=1):
+                pass
+        except OSError:
+            return  # the member is gone
+        time.sleep(0.2)
+    raise AssertionError("a dev-cluster member outlived the killed dev-cluster process")
