@@ -319,11 +319,18 @@ class KvstoreCi(Delivery):
             .with_new_file("summary.txt", summary)
         )
 
-    def _plan_ci(self, source: Source) -> list[Stage]:
+    def _plan_ci(self, source: Source, fail: bool = True) -> list[Stage]:
         built = self._image_build(source)
         return [
             *self._plan_lint(source),
             *self._plan_test(source),
             Stage("build", built, ("sync",)),
-            Stage("reports", None, ("export junit.xml, lint.txt, summary.txt",)),
+            Stage(
+                "reports",
+                None,
+                (
+                    "export junit.xml, lint.txt, summary.txt"
+                    + ("; raise if a stage failed" if fail else "; returned whatever happened"),
+                ),
+            ),
         ]
