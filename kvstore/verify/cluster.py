@@ -205,6 +205,7 @@ class LocalCluster:
         cgroup_parent: Path | None = None,
     ) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.kind = kind
         self.token = cluster_name
         self.extra = list(extra or [])
