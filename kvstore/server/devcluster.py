@@ -92,7 +92,15 @@ def run(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         log = (data / f"{name}.log").open("ab")
         logs.append(log)
-        procs.append(subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (single-threaded here)
+            )
+        )
         print(
             f"  {name}: client http://{host}:{clients[i]}  peer http://{host}:{peers[i]}  "
             f"metrics http://{host}:{metrics[i]}/metrics  log {data / name}.log",

@@ -168,6 +168,11 @@ def test_dev_cluster_members_do_not_outlive_it(tmp_path: Path) -> None:
     for line in proc.stdout:
         if line.startswith("Press Ctrl-C"):
             break
+    # Wait until the member serves, so "not listening" later means "gone", not "not yet".
+    deadline = time.monotonic() + 30
+    while _kvstore("get", "x", "--endpoints", f"127.0.0.1:{ports[0]}", check=False).returncode:
+        assert time.monotonic() < deadline, "the dev-cluster member never served"
+        time.sleep(0.3)
     proc.kill()  # no chance to stop its members itself
     proc.wait(timeout=10)
     proc.stdout.close()
