@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.deploy.chart.test_lint_and_scan import kubernetes_validate
 from tests.deploy.crd_schemas import errors
 from tests.deploy.rendering import (
     ARGOCD_CHART,
@@ -28,6 +29,7 @@ REPO_URL: str = VALUES["repoURL"]
 WAVE_ORDER = [
     ("AppProject", "kvstore"),
     ("Application", "kvstore-root"),
+    ("Application", "kvstore-cluster"),
     ("Application", "kube-prometheus-stack"),
     ("Application", "jaeger"),
     ("Application", "otel-collector"),
@@ -190,4 +192,26 @@ def test_an_unknown_environment_fails_with_a_clear_message(tmp_path: Path) -> No
 def test_helm_lint_strict(env: str) -> None:
     values = ARGOCD_CHART / f"values-{env}.yaml"
     result = helm(["lint", "--strict", str(ARGOCD_CHART), "--values", str(values)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_storage_class_every_volume_claims_is_synced_first() -> None:
+    cluster = KUBERNETES / "cluster"
+    classes = [m for p in cluster.glob("*.yaml") for m in yaml.safe_load_all(p.read_text())]
+    names = {m["metadata"]["name"] for m in classes if m["kind"] == "StorageClass"}
+    for env in ENVIRONMENTS:
+        chart_values = yaml.safe_load(
+            (KUBERNETES / "environments" / env / "values.yaml").read_text()
+        )
+        assert chart_values["persistence"]["storageClassName"] in names, env
+        app = one(render_env(env), "Application", "kvstore-cluster")
+        assert app["spec"]["source"]["path"] == "deploy/kubernetes/cluster"
+    gp3 = next(m for m in classes if m["metadata"]["name"] == "gp3")
+    assert gp3["provisioner"] == "ebs.csi.aws.com"
+    assert gp3["parameters"]["encrypted"] == "true"
+    assert gp3["volumeBindingMode"] == "WaitForFirstConsumer"
+
+
+def test_cluster_objects_are_valid_kubernetes() -> None:
+    result = kubernetes_validate(KUBERNETES / "cluster" / "storageclass-gp3.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
