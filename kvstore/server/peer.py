@@ -17,6 +17,7 @@ from kvstore.raft.codec import decode_message
 from kvstore.raft.errors import CodecError
 from kvstore.server import errors, tracing
 from kvstore.server.etcd import EtcdServer
+from kvstore.server.services import LEADER_HINT_KEY
 from kvstore.server.transport import CLUSTER_ID_KEY
 
 Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -83,6 +84,8 @@ class PeerService(internal_pb2_grpc.PeerServicer):
             try:
                 data = await self._s.handle_forward(request)
             except errors.EtcdError as exc:
+                if exc.leader_hint:
+                    context.set_trailing_metadata(((LEADER_HINT_KEY, f"{exc.leader_hint:x}"),))
                 await context.abort(exc.code, exc.message)
                 raise
         return internal_pb2.ForwardResponse(response=data)

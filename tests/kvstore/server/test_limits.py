@@ -307,3 +307,20 @@ def test_watch_filters_prev_kv_progress_and_cancel(client: SyncClient) -> None:
         cancelled = next(responses)
         assert cancelled.canceled and cancelled.watch_id == 7
         outgoing.put(None)
+
+
+def test_a_follower_refuses_forwarded_work_with_a_leader_hint(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    follower = next(m for m in cluster.members if m is not leader)
+    request = internal_pb2.ForwardRequest(
+        proposal=internal_pb2.InternalRequest(put=rpc_pb2.PutRequest(key=b"k", value=b"v"))
+    )
+    channel = grpc.insecure_channel(f"{follower.host}:{follower.peer_port}")
+    with channel, pytest.raises(grpc.RpcError) as info:
+        internal_pb2_grpc.PeerStub(channel).Forward(request, timeout=5)
+    error = info.value
+    assert isinstance(error, grpc.Call)
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.details() == "etcdserver: not leader"
+    trailers = dict(error.trailing_metadata() or ())
+    assert trailers["kvstore-leader"] == f"{cluster.member_id(leader):x}"
