@@ -53,9 +53,9 @@ _ENTRY_KEY = struct.Struct(">QQ")
 
 ELECTION_TICK = 6
 HEARTBEAT_TICK = 1
-LIVENESS_TICKS = 100
+LIVENESS_TICKS = 150
 """After healing, a leader must commit a new proposal within this many ticks."""
-CONVERGE_TICKS = 100
+CONVERGE_TICKS = 150
 """... and every member must then apply it within this many more."""
 
 
