@@ -73,8 +73,11 @@ class SplitMix64:
 
 def draw(rng: RandomSource, start: int, stop: int) -> int:
     """An integer in ``[start, stop)`` from either kind of generator."""
-    if isinstance(rng, RangeRandom):
-        return rng.randrange(start, stop)
+    randrange = getattr(rng, "randrange", None)  # cheaper than a runtime Protocol check
+    if randrange is not None:
+        value: int = randrange(start, stop)
+        return value
+    assert isinstance(rng, FloatRandom)
     return start + int(rng.random() * (stop - start))
 
 

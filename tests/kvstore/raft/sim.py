@@ -22,6 +22,7 @@ import random
 import struct
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kvstore.raft import (
@@ -78,6 +79,8 @@ STORMY_WEIGHTS: tuple[tuple[str, float], ...] = tuple(
 )
 """Every fourth seed: many more crashes, partitions and drops (short-lived leaders, the
 interleavings behind split votes and overwritten uncommitted entries)."""
+_WITHOUT_NODES = frozenset({"partition", "crash", "transfer", "drop", "duplicate"})
+"""Actions that make sense even when every node is down."""
 PER_MESSAGE_WEIGHT = 6.0
 """Delivery's weight per message in flight."""
 
@@ -134,6 +137,13 @@ class Stats:
     heal_ticks: int = 0
 
 
+def _show(item: object) -> str:
+    """Trace items as text (messages are kept as objects until a failure is reported)."""
+    if isinstance(item, Message):
+        return f"{item.type.name} {item.from_}->{item.to} t{item.term}"
+    return str(item)
+
+
 class Checker:
     """The safety invariants, checked incrementally.
 
@@ -162,7 +172,7 @@ class Checker:
 
     def fail(self, what: str) -> InvariantViolation:
         """An exception naming the seed, the broken property and the last actions."""
-        recent = "\n".join("  " + " ".join(map(str, t)) for t in self.trace)
+        recent = "\n".join("  " + " ".join(map(_show, t)) for t in self.trace)
         return InvariantViolation(
             f"seed {self.seed}: {what}\nreproduce: KVSTORE_SIM_SEED={self.seed} "
             f".venv/bin/python -m pytest tests/kvstore/raft/test_simulation.py -k random\n"
@@ -280,6 +290,10 @@ class Simulation:
         """3: pre-vote off, 4: check-quorum (and lease) off; safety must not depend on
         either."""
         self.total_weight = sum(w for _, w in self.weights)
+        self._actions: list[tuple[float, Callable[[list[SimNode]], None], bool]] = [
+            (w, getattr(self, "_act_" + a.replace("-", "_")), a not in _WITHOUT_NODES)
+            for a, w in self.weights
+        ]
         self.check = Checker(seed)
         self.stats = Stats()
         self.net: list[Message] = []
@@ -560,18 +574,19 @@ class Simulation:
         if r >= total:
             # Deliver: mostly the oldest message, sometimes any (reordering and delay).
             i = 0 if rng.random() < 0.5 else rng.randrange(len(net))
-            self.check.trace.append(("deliver", net[i].type.name, net[i].from_, net[i].to))
+            self.check.trace.append(("deliver", net[i]))
             self.deliver(i)
             return
-        chosen = self.weights[-1][0]
-        for action, weight in self.weights:
+        actions = self._actions
+        act, needs_alive = actions[-1][1], actions[-1][2]
+        for weight, fn, needs in actions:
             if r < weight:
-                chosen = action
+                act, needs_alive = fn, needs
                 break
             r -= weight
         alive = self.alive()
-        if alive or chosen in ("partition", "crash", "transfer", "drop", "duplicate"):
-            getattr(self, "_act_" + chosen.replace("-", "_"))(alive)
+        if alive or not needs_alive:
+            act(alive)
 
     def _act_tick(self, alive: list[SimNode]) -> None:
         node = self.rng.choice(alive)
