@@ -15,8 +15,21 @@ from tests.tooling import require_tool
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A healthy 3-member cluster shared by the tests of one module."""
+    """A healthy 3-member cluster for the tests of one module (which may kill and restart
+    members, as long as they leave three healthy members behind)."""
     c = Cluster(tmp_path_factory.mktemp("cluster"), 3)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One 3-member cluster for every module whose tests never kill a member; such a
+    module overrides ``cluster`` with it, which saves starting a cluster per module."""
+    c = Cluster(tmp_path_factory.mktemp("shared"), 3)
     try:
         c.start()
         yield c

@@ -22,6 +22,12 @@ from tests.kvstore.server.harness import Cluster
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def cluster(shared_cluster: Cluster) -> Cluster:
+    """This module's tests never kill a member: they share the session's cluster."""
+    return shared_cluster
+
+
 def _json(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
     data = json.loads(result.stdout)
     assert isinstance(data, dict)

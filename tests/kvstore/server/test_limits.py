@@ -23,6 +23,12 @@ from tests.kvstore.server.harness import Cluster
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def cluster(shared_cluster: Cluster) -> Cluster:
+    """This module's tests never kill a member: they share the session's cluster."""
+    return shared_cluster
+
+
 def _error(call: object) -> ClientError:
     assert callable(call)
     with pytest.raises(ClientError) as info:

@@ -25,6 +25,13 @@ from tests.kvstore.server.harness import Cluster, free_port
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture(scope="module")
+def cluster(shared_cluster: Cluster) -> Cluster:
+    """This module's tests never kill a member: they share the session's cluster."""
+    return shared_cluster
+
+
 ETCD_METRICS = (
     "etcd_server_has_leader",
     "etcd_server_leader_changes_seen_total",
