@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import pytest
@@ -173,4 +174,23 @@ def test_an_absurd_entry_count_fails_fast() -> None:
     count_at = 1 + 1 + 8 * 6 + 1 + 8 + 4
     raw[count_at : count_at + 4] = struct.pack(">I", 2**32 - 1)
     with pytest.raises(CodecError, match="entry count"):
+        decode_message(bytes(raw))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_decode_or_raise_codec_error(data: bytes) -> None:
+    """Peer input is untrusted: garbage must fail with CodecError and nothing else."""
+    for decode in (decode_message, decode_conf_change, decode_entry, decode_snapshot):
+        with contextlib.suppress(CodecError):
+            decode(data)
+
+
+@settings(deadline=None)
+@given(messages, st.data())
+def test_flipped_bytes_never_crash_the_decoder(m: Message, data: st.DataObject) -> None:
+    raw = bytearray(encode_message(m))
+    i = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
+    raw[i] ^= data.draw(st.integers(min_value=1, max_value=255))
+    with contextlib.suppress(CodecError):
         decode_message(bytes(raw))
