@@ -633,3 +633,45 @@ def test_committed_entries_are_applied_again_after_a_restart() -> None:
     c.process(2)
     assert b"durable" in m.data()
     assert all(e.type == EntryType.NORMAL for e in m.applied)
+
+
+# -- options --------------------------------------------------------------------------------
+
+
+def test_lease_based_reads_skip_the_heartbeat_round() -> None:
+    c = Cluster([1, 2, 3])
+    for m in c.members.values():
+        m.node.raft.read_only_lease_based = True
+    c.elect(1)
+    c.sent.clear()
+    c[1].node.read_index(b"lease")
+    c.process(1)
+    assert [rs.request_ctx for rs in c[1].read_states] == [b"lease"]
+    assert not c.sent_of(MessageType.HEARTBEAT)
+
+
+def test_followers_refuse_proposals_when_forwarding_is_disabled() -> None:
+    c = Cluster([1, 2, 3])
+    for m in c.members.values():
+        m.node.raft.disable_proposal_forwarding = True
+    c.elect(1)
+    with pytest.raises(NotLeader) as err:
+        c[2].node.propose(b"x")
+    assert err.value.leader == 1
+
+
+def test_committed_entries_are_handed_out_within_the_ready_budget() -> None:
+    c = Cluster([1])
+    c.elect(1)
+    m = c[1]
+    m.node.raft.raft_log.max_applying_size = 3 * (100 + 24)
+    for i in range(10):
+        m.node.propose(b"%03d" % i + b"x" * 97)
+    sizes = []
+    while m.node.has_ready():
+        rd = m.node.ready()
+        m.storage.append(rd.entries)
+        if rd.committed_entries:
+            sizes.append(len([e for e in rd.committed_entries if e.data]))
+        m.node.advance(rd)
+    assert sum(sizes) == 10 and max(sizes) <= 3 and len(sizes) >= 4
