@@ -451,11 +451,31 @@ class EtcdServer:
         if new_id in self.sm.members or new_id in self.sm.removed:
             raise errors.MEMBER_EXIST
         member = internal_pb2.MemberInfo(id=new_id, peer_urls=sorted(urls))
+        if not req.isLearner:
+            self._check_quorum_after(added=1)
         # A new member must start from a snapshot: the log alone does not carry the
         # bootstrap membership.
         self.node.force_snapshot()
         change = ConfChangeType.ADD_LEARNER if req.isLearner else ConfChangeType.ADD_NODE
         return await self._conf_change(change, member, rpc_pb2.MemberAddResponse)
+
+    def _check_quorum_after(self, added: int, removed: int = NONE, joining: int = NONE) -> None:
+        """Refuse a voter change that would leave fewer active voters than a quorum of the
+        new configuration (etcd's strict reconfiguration check): adding a voter to a cluster
+        with a member down, or removing a live one, must not cost the cluster its quorum."""
+        progress = self.node.raw_status().progress
+        voters = [mid for mid, m in self.sm.members.items() if not m.is_learner]
+        active = {
+            mid
+            for mid in voters
+            if mid == self.member_id or (mid in progress and progress[mid].recent_active)
+        }
+        if joining != NONE and joining in progress and progress[joining].recent_active:
+            active.add(joining)
+        active.discard(removed)
+        size = len(voters) + added
+        if len(active) < size // 2 + 1:
+            raise errors.NOT_ENOUGH_STARTED
 
     async def _member_remove_here(
         self, req: rpc_pb2.MemberRemoveRequest
@@ -463,6 +483,8 @@ class EtcdServer:
         member = self.sm.members.get(req.ID)
         if member is None:
             raise errors.MEMBER_NOT_FOUND
+        if not member.is_learner:
+            self._check_quorum_after(added=-1, removed=req.ID)
         return await self._conf_change(
             ConfChangeType.REMOVE_NODE, member, rpc_pb2.MemberRemoveResponse
         )
@@ -478,6 +500,7 @@ class EtcdServer:
         progress = self.node.raw_status().progress.get(req.ID)
         if progress is None or progress.match < self.node.commit * LEARNER_READY_PERCENT:
             raise errors.LEARNER_NOT_READY
+        self._check_quorum_after(added=1, joining=req.ID)
         return await self._conf_change(
             ConfChangeType.ADD_NODE, member, rpc_pb2.MemberPromoteResponse
         )

@@ -277,3 +277,25 @@ def test_client_fails_over_and_watch_resumes_on_another_member(cluster: Cluster)
     assert keys == written  # resumed from the next revision: no gap, no duplicate
     first.start(cluster.initial_cluster, "new")
     cluster.wait_healthy()
+
+
+def test_voter_changes_that_would_lose_quorum_are_refused(cluster: Cluster) -> None:
+    down = _followers(cluster)[0]
+    down.kill()
+    time.sleep(2.0)  # several election timeouts: the leader sees the member inactive
+    alive = [m for m in cluster.members if m is not down]
+    live_follower = next(m for m in alive if m is not cluster.leader())
+    with cluster.client(alive) as c:
+        # 4 voters with 2 active would have no quorum.
+        with pytest.raises(ClientError) as info:
+            c.member_add(["http://127.0.0.1:9"])
+        assert info.value.details == (
+            "etcdserver: re-configuration failed due to not enough started members"
+        )
+        # Removing a live voter while another is down would leave 1 of 2.
+        with pytest.raises(ClientError) as info:
+            c.member_remove(cluster.member_id(live_follower))
+        assert "not enough started members" in info.value.details
+        assert len(c.member_list().members) == 3
+    down.start(cluster.initial_cluster, "new")
+    cluster.wait_healthy()
