@@ -15,7 +15,7 @@ Commands (ids are node ids):
     tick ID|all [N]                     N ticks, no delivery
     stabilize                           deliver everything in flight, printing it
     deliver N                           deliver at most N messages, printing them
-    isolate ID | heal | compact ID | report-snapshot ID NODE ok|fail | restart ID
+    isolate ID | drop TYPE | heal | compact ID | report-snapshot ID NODE ok|fail | restart ID
     status                              one line per node
     log ID                              the node's entries
 """
@@ -28,7 +28,14 @@ from pathlib import Path
 import pytest
 
 from kvstore.raft import ConfigError, ProposalDropped
-from kvstore.raft.types import ConfChange, ConfChangeType, EntryType, Message, StateType
+from kvstore.raft.types import (
+    ConfChange,
+    ConfChangeType,
+    EntryType,
+    Message,
+    MessageType,
+    StateType,
+)
 
 from .network import Cluster
 
@@ -161,6 +168,11 @@ class Runner:
             c[m.to].node.step(m)
             c.process(m.to)
         return "\n".join(lines) or "(nothing in flight)"
+
+    def cmd_drop(self, kind: str) -> str:
+        """Drop every message of type ``kind`` (until ``heal``)."""
+        self.cluster.drop_types.add(MessageType[kind])
+        return "ok"
 
     def cmd_isolate(self, nid: str) -> str:
         self.cluster.isolated.add(int(nid))
