@@ -1,0 +1,71 @@
+"""The engine group: a Dagger engine built from source and run locally by scripts/dagger-engine.
+
+``scripts/test-env`` builds the engine binaries and image (cached outside the repository);
+the ``dagger_engine`` fixture starts the engine and its registry for the session and stops
+them afterwards. Without the image, tests skip locally and fail in CI, like any missing tool.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests import tooling
+
+SCRIPT = tooling.ROOT / "scripts" / "dagger-engine"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How to reach the running engine, as ``scripts/dagger-engine up`` reports it."""
+
+    env: dict[str, str]
+
+    @property
+    def python_image(self) -> str:
+        """The stand-in for the pinned Python image, by digest, as the engine pulls it."""
+        return self.env["KVSTORE_DAGGER_PYTHON_IMAGE"]
+
+    @property
+    def engine_registry(self) -> str:
+        """The local registry as the engine sees it (host:port)."""
+        return self.env["KVSTORE_DAGGER_ENGINE_REGISTRY"]
+
+
+def parse_env(output: str) -> dict[str, str]:
+    """The ``KEY=VALUE`` lines of the script's output (log lines go to stderr)."""
+    env: dict[str, str] = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key and key.replace("_", "").isalnum() and key.upper() == key:
+            env[key] = value
+    return env
+
+
+def _engine_image() -> str:
+    pins = tooling.tool_pins()
+    return f"localhost/kvstore-dagger/engine:{pins['DAGGER_VERSION']}"
+
+
+@pytest.fixture(scope="session")
+def dagger_engine(docker: str) -> Iterator[Engine]:
+    """A running engine for the session, with the client environment applied."""
+    image = _engine_image()
+    found = subprocess.run(
+        [docker, "image", "inspect", image], capture_output=True, check=False, timeout=60
+    )
+    if found.returncode != 0:
+        tooling.missing(f"the Dagger engine image {image} has not been built")
+    up = subprocess.run(
+        [str(SCRIPT), "up"], capture_output=True, text=True, check=False, timeout=240
+    )
+    assert up.returncode == 0, f"scripts/dagger-engine up failed:\n{up.stderr}"
+    env = parse_env(up.stdout)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield Engine(env)
+    subprocess.run([str(SCRIPT), "down"], capture_output=True, check=False, timeout=120)
