@@ -353,7 +353,14 @@ class Node:
     async def _drain(self) -> None:
         while True:
             while self._inbox:
-                self._inbox.popleft()()
+                op = self._inbox.popleft()
+                try:
+                    op()
+                except RaftError as exc:
+                    # An input the core refuses in its current role (a transfer asked of a
+                    # follower, a read while no leader is known) is that caller's failure,
+                    # never the member's.
+                    log.info("raft refused an operation: %s", exc)
             if not self._rn.has_ready():
                 return
             rd = self._rn.ready()

@@ -20,7 +20,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from kvstore.client import SyncClient
+from kvstore.client import ClientError, SyncClient
 from tests.kvstore.server.harness import Cluster, free_port
 
 pytestmark = pytest.mark.slow
@@ -126,6 +126,18 @@ def test_health_turns_false_without_a_quorum(tmp_path: Path) -> None:
                 health_pb2.HealthCheckRequest(), timeout=5
             )
         assert resp.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        # Requests fail with etcd's errors while there is no quorum, and the member lives on.
+        with SyncClient([survivor.endpoint], timeout=2, rounds=1) as c:
+            for call in (lambda: c.get(b"k"), lambda: c.put(b"k", b"v")):
+                with pytest.raises(ClientError) as info:
+                    call()
+                assert info.value.code in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                )
+            assert c.get(b"k", serializable=True).count == 0
+        assert survivor.alive
+        assert _get(survivor.metrics_url + "/healthz")[0] == 503
     finally:
         pair.stop()
 
