@@ -2,11 +2,13 @@
 
 ``scripts/test-env`` builds the engine binaries and image (cached outside the repository);
 the ``dagger_engine`` fixture starts the engine and its registry for the session and stops
-them afterwards. Without the image, tests skip locally and fail in CI, like any missing tool.
+them afterwards, unless they were already running (a developer's, or another session's).
+Without the image, tests skip locally and fail in CI, like any missing tool.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +52,19 @@ def _engine_image() -> str:
     return f"localhost/kvstore-dagger/engine:{pins['DAGGER_VERSION']}"
 
 
+def _engine_running(docker: str) -> bool:
+    """Whether an engine (someone else's session, or a developer's) is already running."""
+    name = os.environ.get("KVSTORE_DAGGER_NAME", "kvstore-dagger") + "-engine"
+    state = subprocess.run(
+        [docker, "inspect", "-f", "{{.State.Running}}", name],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    return state.stdout.strip() == "true"
+
+
 @pytest.fixture(scope="session")
 def dagger_engine(docker: str) -> Iterator[Engine]:
     """A running engine for the session, with the client environment applied."""
@@ -59,6 +74,7 @@ def dagger_engine(docker: str) -> Iterator[Engine]:
     )
     if found.returncode != 0:
         tooling.missing(f"the Dagger engine image {image} has not been built")
+    already_up = _engine_running(docker)
     up = subprocess.run(
         [str(SCRIPT), "up"], capture_output=True, text=True, check=False, timeout=240
     )
@@ -68,4 +84,5 @@ def dagger_engine(docker: str) -> Iterator[Engine]:
         for key, value in env.items():
             patch.setenv(key, value)
         yield Engine(env)
-    subprocess.run([str(SCRIPT), "down"], capture_output=True, check=False, timeout=120)
+    if not already_up:
+        subprocess.run([str(SCRIPT), "down"], capture_output=True, check=False, timeout=120)
