@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kvstore.bench.compare import CompareConfig, run_compare
+from kvstore.bench.compare import PHASES, CompareConfig, run_compare
 from kvstore.bench.load import (
     DEFAULT_KEY_SPACE,
     DEFAULT_VALUE_SIZE,
@@ -50,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--big-keys", default="100000,1000000", help="--compare: key counts for restart/RSS"
     )
     parser.add_argument("--failovers", type=int, default=3, help="--compare: leader kills")
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help="--compare: which of throughput, failover, restart to run",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 value_size=args.value_size,
                 big_keys=_ints(args.big_keys),
                 failovers=args.failovers,
+                phases=[p for p in args.phases.split(",") if p],
             )
             print(run_compare(cfg, log=lambda s: print(s, file=sys.stderr, flush=True)))
         return 0

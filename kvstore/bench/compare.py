@@ -23,7 +23,7 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from kvstore.verify.cluster import Kind, LocalCluster
 
 SYSTEMS = (Kind.KVSTORE, Kind.ETCD)
 FAILOVER_CALL_TIMEOUT_S = 0.5
+PHASES = ("throughput", "failover", "restart")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class CompareConfig:
     value_size: int = 256
     big_keys: Sequence[int] = (100_000, 1_000_000)
     failovers: int = 3
+    phases: Sequence[str] = PHASES
 
 
 @dataclass
@@ -59,10 +61,15 @@ class SystemFigures:
     restart_s: dict[int, float] = field(default_factory=dict)
     rss_per_million_keys_mb: float = 0.0
     load_s: dict[int, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
 
 
 def run_compare(cfg: CompareConfig, log: object = print) -> str:
-    """Run everything; return the Markdown report (also written to ``cfg.out``)."""
+    """Run everything; return the Markdown report (also written to ``cfg.out``).
+
+    Results are saved after every phase, and a phase that fails for one system records the
+    error instead of losing the figures measured before it.
+    """
     assert callable(log)
     cfg.out.mkdir(parents=True, exist_ok=True)
     clusters = {
@@ -75,28 +82,53 @@ def run_compare(cfg: CompareConfig, log: object = print) -> str:
             c.start()
             asyncio.run(preload(c.endpoints, cfg.key_space, cfg.value_size))
             log(f"{k.value}: started, {cfg.key_space} keys loaded")
-        for wl in cfg.workloads:
-            for conc in cfg.concurrencies:
-                spec = LoadSpec(wl, conc, duration=cfg.duration, key_space=cfg.key_space,
-                                value_size=cfg.value_size)  # fmt: skip
-                merged: dict[Kind, Result] = {}
-                for _round in range(2):
-                    for k in SYSTEMS:
-                        r = asyncio.run(run_load(clusters[k].endpoints, spec, k.value))
-                        merged[k] = merged[k].merge(r) if k in merged else r
-                for k in SYSTEMS:
-                    results[k].append(merged[k])
-                ours, theirs = merged[Kind.KVSTORE], merged[Kind.ETCD]
-                log(f"{wl.value} x{conc}: kvstore {ours.throughput:.0f}/s "
-                    f"p99 {ours.p99 * 1000:.1f} ms, etcd {theirs.throughput:.0f}/s "
-                    f"p99 {theirs.p99 * 1000:.1f} ms")  # fmt: skip
+        if "throughput" in cfg.phases:
+            _throughput(cfg, clusters, results, log)
+            _save(cfg, results, figures)
         for k, c in clusters.items():
-            figures[k].failover_s = [failover_once(c) for _ in range(cfg.failovers)]
-            log(f"{k.value}: failover {figures[k].failover_s}")
-            measure_restarts(c, cfg, figures[k], log)
+            try:
+                if "failover" in cfg.phases:
+                    figures[k].failover_s = [failover_once(c) for _ in range(cfg.failovers)]
+                    log(f"{k.value}: failover {figures[k].failover_s}")
+                if "restart" in cfg.phases:
+                    measure_restarts(c, cfg, figures[k], log)
+            except (ClientError, TimeoutError) as exc:
+                figures[k].errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                log(f"{k.value}: {figures[k].errors[-1]}")
+            _save(cfg, results, figures)
     finally:
         for c in clusters.values():
             c.stop()
+    return _save(cfg, results, figures)
+
+
+def _throughput(
+    cfg: CompareConfig,
+    clusters: dict[Kind, LocalCluster],
+    results: dict[Kind, list[Result]],
+    log: Callable[[str], object],
+) -> None:
+    """Every (workload, concurrency) row, A B A B."""
+    for wl in cfg.workloads:
+        for conc in cfg.concurrencies:
+            spec = LoadSpec(wl, conc, duration=cfg.duration, key_space=cfg.key_space,
+                            value_size=cfg.value_size)  # fmt: skip
+            merged: dict[Kind, Result] = {}
+            for _round in range(2):
+                for k in SYSTEMS:
+                    r = asyncio.run(run_load(clusters[k].endpoints, spec, k.value))
+                    merged[k] = merged[k].merge(r) if k in merged else r
+            for k in SYSTEMS:
+                results[k].append(merged[k])
+            ours, theirs = merged[Kind.KVSTORE], merged[Kind.ETCD]
+            log(f"{wl.value} x{conc}: kvstore {ours.throughput:.0f}/s "
+                f"p99 {ours.p99 * 1000:.1f} ms, etcd {theirs.throughput:.0f}/s "
+                f"p99 {theirs.p99 * 1000:.1f} ms")  # fmt: skip
+
+
+def _save(
+    cfg: CompareConfig, results: dict[Kind, list[Result]], figures: dict[Kind, SystemFigures]
+) -> str:
     report = render_report(cfg, results, figures)
     (cfg.out / "report.md").write_text(report)
     data = {
@@ -104,7 +136,8 @@ def run_compare(cfg: CompareConfig, log: object = print) -> str:
         "figures": {k.value: asdict(f) for k, f in figures.items()},
     }
     (cfg.out / "results.json").write_text(json.dumps(data, indent=1))
-    draw_chart(results, cfg.out / "chart.png")
+    if any(results.values()):
+        draw_chart(results, cfg.out / "chart.png")
     return report
 
 
@@ -213,6 +246,8 @@ def render_report(
             f"| resident memory per member per million keys (MB) "
             f"| {ours.rss_per_million_keys_mb:.0f} | {theirs.rss_per_million_keys_mb:.0f} |"
         )
+    for kind, fig in figures.items():
+        lines += [f"\n{kind.value} failed to finish a phase: {e}" for e in fig.errors]
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,10 @@ from kvstore.client import Client, ClientError
 
 PRELOAD_BATCH = 128
 """Puts per preload transaction (etcd's default --max-txn-ops)."""
+PRELOAD_TIMEOUT_S = 60.0
+PRELOAD_ATTEMPTS = 5
+"""A big load can stall a member for seconds (a snapshot of the whole store); batches are
+retried rather than failing the run."""
 DEFAULT_KEY_SPACE = 10_000
 DEFAULT_VALUE_SIZE = 256
 KEY_SIZE = 8
@@ -78,19 +82,19 @@ def batch_put(keys: Sequence[bytes], value: bytes) -> rpc_pb2.TxnRequest:
     return rpc_pb2.TxnRequest(success=ops)
 
 
-def make_clients(endpoints: Sequence[str], concurrency: int) -> list[Client]:
+def make_clients(endpoints: Sequence[str], concurrency: int, timeout: float = 10.0) -> list[Client]:
     """One client per endpoint (each pinned to it, failing over to the others), at most
     ``concurrency`` of them: requests spread over the members as etcd's benchmark does."""
     n = max(1, min(len(endpoints), concurrency))
     rotated = [list(endpoints[i:]) + list(endpoints[:i]) for i in range(n)]
-    return [Client(eps, timeout=10) for eps in rotated]
+    return [Client(eps, timeout=timeout) for eps in rotated]
 
 
 async def preload(
     endpoints: Sequence[str], keys: int, value_size: int, first: int = 0, parallel: int = 8
 ) -> None:
     """Write keys ``first .. first+keys-1`` in batches, ``parallel`` batches at a time."""
-    clients = make_clients(endpoints, parallel)
+    clients = make_clients(endpoints, parallel, timeout=PRELOAD_TIMEOUT_S)
     value = value_of(value_size)
     starts = list(range(first, first + keys, PRELOAD_BATCH))
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -101,7 +105,14 @@ async def preload(
         while not queue.empty():
             s = queue.get_nowait()
             end = min(s + PRELOAD_BATCH, first + keys)
-            await cl.txn(batch_put([key_of(i) for i in range(s, end)], value))
+            request = batch_put([key_of(i) for i in range(s, end)], value)
+            for attempt in range(PRELOAD_ATTEMPTS):
+                try:
+                    await cl.txn(request)  # the same puts again: harmless if both apply
+                    break
+                except ClientError:
+                    if attempt == PRELOAD_ATTEMPTS - 1:
+                        raise
 
     try:
         await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(parallel)))
