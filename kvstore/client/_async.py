@@ -2,8 +2,10 @@
 
 A call goes to the current endpoint; when that endpoint cannot serve it (connection refused,
 member stopping, no leader, leader changed) the client moves to the next endpoint and tries
-again, until every endpoint was tried ``rounds`` times. Errors that are the request's own
-fault (invalid argument, compacted revision, ...) are raised at once.
+again, until every endpoint was tried ``rounds`` times and the call's timeout ran out.
+Writes are retried only when they surely were not applied (see :func:`_retryable`). Errors
+that are the request's own fault (invalid argument, compacted revision, ...) are raised at
+once.
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ from kvstore.client.errors import ClientError, NoEndpointAvailable
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 10.0
-_RETRYABLE_DETAILS = (
+_NOT_APPLIED = (
     "etcdserver: no leader",
+    "etcdserver: not leader",
     "etcdserver: leader changed",
     "etcdserver: server stopped",
-    "etcdserver: request timed out",
-    "etcdserver: not leader",
 )
+"""Errors kvstore (like etcd) only returns for a request that was not applied."""
+_UNKNOWN_OUTCOME = (
+    "etcdserver: request timed out",
+)  # fmt: skip
+"""Errors after which a write may or may not have been applied."""
 
 
 _OPTIONS = [
@@ -54,11 +60,29 @@ def _target(endpoint: str) -> str:
     return endpoint.split("://", 1)[-1].rstrip("/")
 
 
-def _retryable(exc: grpc.aio.AioRpcError) -> bool:
+def _never_sent(exc: grpc.aio.AioRpcError) -> bool:
+    details = (exc.details() or "").lower()
+    return exc.code() == grpc.StatusCode.UNAVAILABLE and (
+        "failed to connect" in details or "connection refused" in details
+    )
+
+
+def _retryable(exc: grpc.aio.AioRpcError, write: bool) -> bool:
+    """Whether to try the call again on another endpoint.
+
+    Reads are retried after any failure of the endpoint or the cluster. Writes only when
+    the request surely was not applied (no connection, no leader, refused by a follower),
+    so a retry can never apply a put or a txn twice; other failures reach the caller, whose
+    write may or may not have happened (as with etcd's own client).
+    """
     details = exc.details() or ""
+    if any(details.startswith(d) for d in _NOT_APPLIED) or _never_sent(exc):
+        return True
+    if write:
+        return False
     if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return True
-    return any(details.startswith(d) for d in _RETRYABLE_DETAILS)
+    return any(details.startswith(d) for d in _UNKNOWN_OUTCOME)
 
 
 class _Endpoint:
@@ -110,7 +134,7 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, fn: Callable[[_Endpoint, float], Awaitable[T]]) -> T:
+    async def _call(self, fn: Callable[[_Endpoint, float], Awaitable[T]], write: bool = False) -> T:
         """Run ``fn(endpoint, timeout)``, moving to the next endpoint on retryable errors
         until every endpoint was tried ``rounds`` times and the call's time ran out."""
         deadline = time.monotonic() + self.timeout
@@ -122,7 +146,7 @@ class Client:
             try:
                 return await fn(ep, max(remaining, 0.5))
             except grpc.aio.AioRpcError as exc:
-                if not _retryable(exc):
+                if not _retryable(exc, write):
                     raise ClientError(exc.code(), exc.details() or "", ep.address) from None
                 last = exc
             attempt += 1
@@ -140,7 +164,7 @@ class Client:
     ) -> rpc_pb2.PutResponse:
         """Write ``key``."""
         req = rpc_pb2.PutRequest(key=key, value=value, lease=lease, prev_kv=prev_kv)
-        return await self._call(lambda ep, t: ep.kv.Put(req, timeout=t))
+        return await self._call(lambda ep, t: ep.kv.Put(req, timeout=t), write=True)
 
     async def get(
         self,
@@ -173,28 +197,28 @@ class Client:
         req = rpc_pb2.DeleteRangeRequest(
             key=key, range_end=prefix_end(key) if prefix else range_end, prev_kv=prev_kv
         )
-        return await self._call(lambda ep, t: ep.kv.DeleteRange(req, timeout=t))
+        return await self._call(lambda ep, t: ep.kv.DeleteRange(req, timeout=t), write=True)
 
     async def txn(self, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
         """Run a transaction."""
-        return await self._call(lambda ep, t: ep.kv.Txn(request, timeout=t))
+        return await self._call(lambda ep, t: ep.kv.Txn(request, timeout=t), write=True)
 
     async def compact(self, revision: int) -> rpc_pb2.CompactionResponse:
         """Discard history before ``revision``."""
         req = rpc_pb2.CompactionRequest(revision=revision)
-        return await self._call(lambda ep, t: ep.kv.Compact(req, timeout=t))
+        return await self._call(lambda ep, t: ep.kv.Compact(req, timeout=t), write=True)
 
     # -- leases ---------------------------------------------------------------------------
 
     async def lease_grant(self, ttl: int, lease_id: int = 0) -> rpc_pb2.LeaseGrantResponse:
         """Grant a lease of ``ttl`` seconds."""
         req = rpc_pb2.LeaseGrantRequest(TTL=ttl, ID=lease_id)
-        return await self._call(lambda ep, t: ep.lease.LeaseGrant(req, timeout=t))
+        return await self._call(lambda ep, t: ep.lease.LeaseGrant(req, timeout=t), write=True)
 
     async def lease_revoke(self, lease_id: int) -> rpc_pb2.LeaseRevokeResponse:
         """Revoke a lease and delete its keys."""
         req = rpc_pb2.LeaseRevokeRequest(ID=lease_id)
-        return await self._call(lambda ep, t: ep.lease.LeaseRevoke(req, timeout=t))
+        return await self._call(lambda ep, t: ep.lease.LeaseRevoke(req, timeout=t), write=True)
 
     async def lease_time_to_live(
         self, lease_id: int, keys: bool = False
@@ -255,7 +279,7 @@ class Client:
                     if resp.canceled:
                         return
             except grpc.aio.AioRpcError as exc:
-                if not _retryable(exc):
+                if not _retryable(exc, write=False):
                     raise ClientError(exc.code(), exc.details() or "", ep.address) from None
             failures += 1
             if failures > self._rounds * len(self._endpoints):
@@ -275,17 +299,17 @@ class Client:
     ) -> rpc_pb2.MemberAddResponse:
         """Add a member (or a learner)."""
         req = rpc_pb2.MemberAddRequest(peerURLs=list(peer_urls), isLearner=learner)
-        return await self._call(lambda ep, t: ep.cluster.MemberAdd(req, timeout=t))
+        return await self._call(lambda ep, t: ep.cluster.MemberAdd(req, timeout=t), write=True)
 
     async def member_remove(self, member_id: int) -> rpc_pb2.MemberRemoveResponse:
         """Remove a member."""
         req = rpc_pb2.MemberRemoveRequest(ID=member_id)
-        return await self._call(lambda ep, t: ep.cluster.MemberRemove(req, timeout=t))
+        return await self._call(lambda ep, t: ep.cluster.MemberRemove(req, timeout=t), write=True)
 
     async def member_promote(self, member_id: int) -> rpc_pb2.MemberPromoteResponse:
         """Promote a learner."""
         req = rpc_pb2.MemberPromoteRequest(ID=member_id)
-        return await self._call(lambda ep, t: ep.cluster.MemberPromote(req, timeout=t))
+        return await self._call(lambda ep, t: ep.cluster.MemberPromote(req, timeout=t), write=True)
 
     async def status(self, endpoint: str | None = None) -> rpc_pb2.StatusResponse:
         """The status of one endpoint (the current one by default), without failover."""
@@ -298,7 +322,7 @@ class Client:
     async def move_leader(self, target: int) -> rpc_pb2.MoveLeaderResponse:
         """Hand leadership to member ``target``."""
         req = rpc_pb2.MoveLeaderRequest(targetID=target)
-        return await self._call(lambda ep, t: ep.maintenance.MoveLeader(req, timeout=t))
+        return await self._call(lambda ep, t: ep.maintenance.MoveLeader(req, timeout=t), write=True)
 
     async def alarms(self) -> rpc_pb2.AlarmResponse:
         """The raised alarms."""
@@ -308,7 +332,7 @@ class Client:
     async def disarm(self) -> rpc_pb2.AlarmResponse:
         """Clear every alarm."""
         req = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.DEACTIVATE)
-        return await self._call(lambda ep, t: ep.maintenance.Alarm(req, timeout=t))
+        return await self._call(lambda ep, t: ep.maintenance.Alarm(req, timeout=t), write=True)
 
     def _pick(self, endpoint: str | None) -> _Endpoint:
         if endpoint is None:

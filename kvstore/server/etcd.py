@@ -39,6 +39,15 @@ LEARNER_READY_PERCENT = 0.9
 """A learner may be promoted once it has 90% of the leader's log (etcd's rule)."""
 
 
+def never_sent(exc: grpc.aio.AioRpcError) -> bool:
+    """Whether a failed call certainly never reached the server (no connection could be
+    made), so repeating it cannot apply a request twice."""
+    details = (exc.details() or "").lower()
+    return exc.code() == grpc.StatusCode.UNAVAILABLE and (
+        "failed to connect" in details or "connection refused" in details
+    )
+
+
 def _count_ops(req: rpc_pb2.TxnRequest) -> int:
     return max(len(req.success), len(req.failure))
 
@@ -60,6 +69,7 @@ class EtcdServer:
         self.transport = transport
         self._clock = clock
         self._revoking: set[int] = set()
+        self._peer_seen: dict[int, float] = {}
         self._alarm_pending = False
         self.accepting = True
 
@@ -147,14 +157,17 @@ class EtcdServer:
                         last = errors.LEADER_CHANGED.with_leader(self.node.leader)
                         await asyncio.sleep(0.05)
                         continue
-                    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                        if details.startswith("etcdserver:"):
-                            raise errors.EtcdError(code, details) from None
-                        # The leader is gone: wait for the cluster to elect another.
+                    if details.startswith("etcdserver:"):
+                        raise errors.EtcdError(code, details) from None
+                    if never_sent(exc):
+                        # The leader is gone and never saw the request: wait for the
+                        # cluster to elect another and send it there.
                         await self._wait_leader_change(leader)
                         last = errors.LEADER_CHANGED.with_leader(self.node.leader)
                         continue
-                    raise errors.EtcdError(code, details) from None
+                    # The leader may have applied it before the call broke: sending it
+                    # again could apply it twice, so the outcome is reported as unknown.
+                    raise errors.TIMEOUT_LEADER_FAIL.with_leader(self.node.leader) from None
             return kind.FromString(answer.response)
         raise last
 
@@ -459,18 +472,23 @@ class EtcdServer:
         change = ConfChangeType.ADD_LEARNER if req.isLearner else ConfChangeType.ADD_NODE
         return await self._conf_change(change, member, rpc_pb2.MemberAddResponse)
 
+    def note_peer(self, member_id: int) -> None:
+        """A Raft message from ``member_id`` arrived (the peer service calls this)."""
+        self._peer_seen[member_id] = self._clock()
+
+    def _active(self, member_id: int) -> bool:
+        """Heard from within three election timeouts (etcd's "connected since" test)."""
+        window = 3 * self.config.election_timeout_ms / 1000
+        seen = self._peer_seen.get(member_id)
+        return member_id == self.member_id or (seen is not None and self._clock() - seen <= window)
+
     def _check_quorum_after(self, added: int, removed: int = NONE, joining: int = NONE) -> None:
         """Refuse a voter change that would leave fewer active voters than a quorum of the
         new configuration (etcd's strict reconfiguration check): adding a voter to a cluster
         with a member down, or removing a live one, must not cost the cluster its quorum."""
-        progress = self.node.raw_status().progress
         voters = [mid for mid, m in self.sm.members.items() if not m.is_learner]
-        active = {
-            mid
-            for mid in voters
-            if mid == self.member_id or (mid in progress and progress[mid].recent_active)
-        }
-        if joining != NONE and joining in progress and progress[joining].recent_active:
+        active = {mid for mid in voters if self._active(mid)}
+        if joining != NONE and self._active(joining):
             active.add(joining)
         active.discard(removed)
         size = len(voters) + added

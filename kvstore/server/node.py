@@ -149,7 +149,9 @@ class Node:
                 await task
         for fut in list(self._waiters.values()):
             if not fut.done():
-                fut.set_exception(errors.STOPPED)
+                # Proposed but not applied here: it may still commit, so the outcome is
+                # unknown ("server stopped" would tell clients it is safe to resend).
+                fut.set_exception(errors.TIMEOUT)
         self._waiters.clear()
         for pending in [*self._reads_inflight.values(), *self._leader_waiters]:
             if not pending.done():

@@ -55,6 +55,8 @@ class PeerService(internal_pb2_grpc.PeerServicer):
             raise
         removed = self._s.sm.removed
         accepted = [m for m in messages if m.from_ not in removed]
+        for sender in {m.from_ for m in accepted}:
+            self._s.note_peer(sender)
         if len(accepted) != len(messages):
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED, "kvstore: the sending member was removed"
