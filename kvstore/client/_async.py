@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import grpc
 
@@ -85,6 +85,18 @@ def _retryable(exc: grpc.aio.AioRpcError, write: bool) -> bool:
     return any(details.startswith(d) for d in _UNKNOWN_OUTCOME)
 
 
+class _Write(Generic[T]):
+    """Marks a call as a write, which :meth:`Client._call` resends only when it surely was
+    not applied. A wrapper rather than a flag, so subclasses that override ``_call`` keep
+    its signature."""
+
+    def __init__(self, fn: Callable[[_Endpoint, float], Awaitable[T]]) -> None:
+        self._fn = fn
+
+    def __call__(self, ep: _Endpoint, timeout: float) -> Awaitable[T]:
+        return self._fn(ep, timeout)
+
+
 class _Endpoint:
     def __init__(self, address: str, credentials: grpc.ChannelCredentials | None) -> None:
         self.address = address
@@ -134,7 +146,7 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, fn: Callable[[_Endpoint, float], Awaitable[T]], write: bool = False) -> T:
+    async def _call(self, fn: Callable[[_Endpoint, float], Awaitable[T]]) -> T:
         """Run ``fn(endpoint, timeout)``, moving to the next endpoint on retryable errors
         until every endpoint was tried ``rounds`` times and the call's time ran out."""
         deadline = time.monotonic() + self.timeout
@@ -146,7 +158,7 @@ class Client:
             try:
                 return await fn(ep, max(remaining, 0.5))
             except grpc.aio.AioRpcError as exc:
-                if not _retryable(exc, write):
+                if not _retryable(exc, isinstance(fn, _Write)):
                     raise ClientError(exc.code(), exc.details() or "", ep.address) from None
                 last = exc
             attempt += 1
@@ -164,7 +176,7 @@ class Client:
     ) -> rpc_pb2.PutResponse:
         """Write ``key``."""
         req = rpc_pb2.PutRequest(key=key, value=value, lease=lease, prev_kv=prev_kv)
-        return await self._call(lambda ep, t: ep.kv.Put(req, timeout=t), write=True)
+        return await self._call(_Write(lambda ep, t: ep.kv.Put(req, timeout=t)))
 
     async def get(
         self,
@@ -197,28 +209,28 @@ class Client:
         req = rpc_pb2.DeleteRangeRequest(
             key=key, range_end=prefix_end(key) if prefix else range_end, prev_kv=prev_kv
         )
-        return await self._call(lambda ep, t: ep.kv.DeleteRange(req, timeout=t), write=True)
+        return await self._call(_Write(lambda ep, t: ep.kv.DeleteRange(req, timeout=t)))
 
     async def txn(self, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
         """Run a transaction."""
-        return await self._call(lambda ep, t: ep.kv.Txn(request, timeout=t), write=True)
+        return await self._call(_Write(lambda ep, t: ep.kv.Txn(request, timeout=t)))
 
     async def compact(self, revision: int) -> rpc_pb2.CompactionResponse:
         """Discard history before ``revision``."""
         req = rpc_pb2.CompactionRequest(revision=revision)
-        return await self._call(lambda ep, t: ep.kv.Compact(req, timeout=t), write=True)
+        return await self._call(_Write(lambda ep, t: ep.kv.Compact(req, timeout=t)))
 
     # -- leases ---------------------------------------------------------------------------
 
     async def lease_grant(self, ttl: int, lease_id: int = 0) -> rpc_pb2.LeaseGrantResponse:
         """Grant a lease of ``ttl`` seconds."""
         req = rpc_pb2.LeaseGrantRequest(TTL=ttl, ID=lease_id)
-        return await self._call(lambda ep, t: ep.lease.LeaseGrant(req, timeout=t), write=True)
+        return await self._call(_Write(lambda ep, t: ep.lease.LeaseGrant(req, timeout=t)))
 
     async def lease_revoke(self, lease_id: int) -> rpc_pb2.LeaseRevokeResponse:
         """Revoke a lease and delete its keys."""
         req = rpc_pb2.LeaseRevokeRequest(ID=lease_id)
-        return await self._call(lambda ep, t: ep.lease.LeaseRevoke(req, timeout=t), write=True)
+        return await self._call(_Write(lambda ep, t: ep.lease.LeaseRevoke(req, timeout=t)))
 
     async def lease_time_to_live(
         self, lease_id: int, keys: bool = False
@@ -299,17 +311,17 @@ class Client:
     ) -> rpc_pb2.MemberAddResponse:
         """Add a member (or a learner)."""
         req = rpc_pb2.MemberAddRequest(peerURLs=list(peer_urls), isLearner=learner)
-        return await self._call(lambda ep, t: ep.cluster.MemberAdd(req, timeout=t), write=True)
+        return await self._call(_Write(lambda ep, t: ep.cluster.MemberAdd(req, timeout=t)))
 
     async def member_remove(self, member_id: int) -> rpc_pb2.MemberRemoveResponse:
         """Remove a member."""
         req = rpc_pb2.MemberRemoveRequest(ID=member_id)
-        return await self._call(lambda ep, t: ep.cluster.MemberRemove(req, timeout=t), write=True)
+        return await self._call(_Write(lambda ep, t: ep.cluster.MemberRemove(req, timeout=t)))
 
     async def member_promote(self, member_id: int) -> rpc_pb2.MemberPromoteResponse:
         """Promote a learner."""
         req = rpc_pb2.MemberPromoteRequest(ID=member_id)
-        return await self._call(lambda ep, t: ep.cluster.MemberPromote(req, timeout=t), write=True)
+        return await self._call(_Write(lambda ep, t: ep.cluster.MemberPromote(req, timeout=t)))
 
     async def status(self, endpoint: str | None = None) -> rpc_pb2.StatusResponse:
         """The status of one endpoint (the current one by default), without failover."""
@@ -322,7 +334,7 @@ class Client:
     async def move_leader(self, target: int) -> rpc_pb2.MoveLeaderResponse:
         """Hand leadership to member ``target``."""
         req = rpc_pb2.MoveLeaderRequest(targetID=target)
-        return await self._call(lambda ep, t: ep.maintenance.MoveLeader(req, timeout=t), write=True)
+        return await self._call(_Write(lambda ep, t: ep.maintenance.MoveLeader(req, timeout=t)))
 
     async def alarms(self) -> rpc_pb2.AlarmResponse:
         """The raised alarms."""
@@ -332,7 +344,7 @@ class Client:
     async def disarm(self) -> rpc_pb2.AlarmResponse:
         """Clear every alarm."""
         req = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.DEACTIVATE)
-        return await self._call(lambda ep, t: ep.maintenance.Alarm(req, timeout=t), write=True)
+        return await self._call(_Write(lambda ep, t: ep.maintenance.Alarm(req, timeout=t)))
 
     def _pick(self, endpoint: str | None) -> _Endpoint:
         if endpoint is None:
