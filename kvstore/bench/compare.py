@@ -259,14 +259,17 @@ def draw_chart(results: dict[Kind, list[Result]], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 9), sharex=True)
+    workloads = sorted({r.workload for rows in results.values() for r in rows})
+    colors = {wl: f"C{i}" for i, wl in enumerate(workloads)}  # one colour per workload
     for kind, style in ((Kind.KVSTORE, "-o"), (Kind.ETCD, "--s")):
         by_wl: dict[str, list[Result]] = {}
         for r in results[kind]:
             by_wl.setdefault(r.workload, []).append(r)
         for wl, rows in by_wl.items():
             xs = [r.concurrency for r in rows]
-            top.plot(xs, [r.throughput for r in rows], style, label=f"{kind.value} {wl}")
-            bottom.plot(xs, [r.p99 * 1000 for r in rows], style, label=f"{kind.value} {wl}")
+            label, color = f"{kind.value} {wl}", colors[wl]
+            top.plot(xs, [r.throughput for r in rows], style, color=color, label=label)
+            bottom.plot(xs, [r.p99 * 1000 for r in rows], style, color=color, label=label)
     top.set_ylabel("operations per second")
     top.set_yscale("log")
     bottom.set_ylabel("p99 latency (ms)")
