@@ -7,6 +7,7 @@ import grpc
 import pytest
 
 from kvstore.api.gen.mvccpb import kv_pb2
+from kvstore.client._async import _retryable
 from kvstore.server import errors, snapshot_file
 from kvstore.server.keyrange import in_range, prefix_end
 from kvstore.server.lessor import LeaseClock
@@ -104,3 +105,28 @@ def test_snapshot_file_round_trip_and_damage() -> None:
     damaged[20] ^= 0xFF
     with pytest.raises(snapshot_file.SnapshotFileError):
         snapshot_file.decode(bytes(damaged))
+
+
+def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details, None)
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "read", "write"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses", True, True),
+        (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader", True, True),
+        (grpc.StatusCode.FAILED_PRECONDITION, "etcdserver: not leader", True, True),
+        (grpc.StatusCode.UNAVAILABLE, "etcdserver: leader changed", True, True),
+        (grpc.StatusCode.UNAVAILABLE, "Socket closed", True, False),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", True, False),
+        (grpc.StatusCode.UNAVAILABLE, "etcdserver: request timed out", True, False),
+        (grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: key is not provided", False, False),
+    ],
+)
+def test_client_resends_writes_only_when_they_surely_were_not_applied(
+    code: grpc.StatusCode, details: str, read: bool, write: bool
+) -> None:
+    error = _rpc_error(code, details)
+    assert _retryable(error, write=False) is read
+    assert _retryable(error, write=True) is write
