@@ -53,7 +53,8 @@ from kvstore.storage.disk_storage import DiskStorage
 log = logging.getLogger(__name__)
 
 SNAPSHOT_CATCH_UP_ENTRIES = 5_000
-"""Entries kept in the log after a snapshot, so slightly lagging followers need no snapshot."""
+"""Entries kept in the log after a snapshot (at most ``--snapshot-count``), so slightly
+lagging followers need no snapshot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,7 +492,7 @@ class Node:
             return
         snap = self._storage.create_snapshot(self.applied, self.conf_state, self._sm.snapshot())
         self._snapshot_index = snap.metadata.index
-        keep = 0 if force else SNAPSHOT_CATCH_UP_ENTRIES
+        keep = 0 if force else min(SNAPSHOT_CATCH_UP_ENTRIES, self._snapshot_count)
         compact_to = self.applied - keep
         if compact_to >= self._storage.first_index():
             self._storage.compact(compact_to)

@@ -185,3 +185,31 @@ def test_dev_cluster_members_do_not_outlive_it(tmp_path: Path) -> None:
             return  # the member is gone
         time.sleep(0.2)
     raise AssertionError("a dev-cluster member outlived the killed dev-cluster process")
+
+
+def test_a_member_behind_the_compacted_log_catches_up_from_a_snapshot(tmp_path: Path) -> None:
+    small = Cluster(tmp_path, 3, extra=["--snapshot-count", "20"])
+    small.start()
+    try:
+        leader = small.leader()
+        behind = next(m for m in small.members if m is not leader)
+        with small.client() as c:
+            c.put(b"catch/first", b"0")
+        assert behind.terminate() == 0
+        with small.client([m for m in small.members if m is not behind]) as c:
+            for i in range(100):  # past the 20 entries kept after a snapshot
+                c.put(f"catch/{i % 50:02d}".encode(), str(i).encode())
+        behind.start(small.initial_cluster, "new")
+        small.wait_healthy()
+        deadline = time.monotonic() + 30
+        with SyncClient([behind.endpoint], timeout=10) as c:
+            while time.monotonic() < deadline:
+                got = c.get(b"catch/49", serializable=True).kvs
+                if got and got[0].value == b"99":
+                    break
+                time.sleep(0.2)
+            assert c.get(b"catch/49", serializable=True).kvs[0].value == b"99"
+            assert c.get(b"catch/first", serializable=True).kvs[0].value == b"0"
+        assert behind.log_text().count("restored snapshot at index") >= 1
+    finally:
+        small.stop()
