@@ -26,7 +26,7 @@ from pathlib import Path
 
 from kvstore.client import ClientError, SyncClient
 
-_host_counter = itertools.count(int(os.environ.get("KVSTORE_HOST_BASE", "0")) or os.getpid())
+_host_counter = itertools.count(os.getpid() * 64)
 STATUS_TIMEOUT_S = 2.0
 
 
@@ -57,9 +57,10 @@ def free_port(host: str) -> int:
 
 
 def next_host() -> str:
-    """A loopback address in 127.1.0.0/16 .. 127.254.0.0/16 not used before by this process.
+    """A loopback address in 127.30.0.0 .. 127.229.255.255 not used before by this process.
 
-    Seeded by the process id so that two test runs on one machine rarely share addresses.
+    Each process starts at 64 x its process id, so concurrent runs on one machine rarely
+    share an address (and a shared address still has distinct ports).
     """
     n = next(_host_counter) % (250 * 250 * 200)
     return f"127.{n // 62500 + 30}.{n // 250 % 250}.{n % 250 + 2}"
