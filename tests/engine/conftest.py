@@ -14,10 +14,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from kvstore_ci import images
 
 from tests import tooling
 
 SCRIPT = tooling.ROOT / "scripts" / "dagger-engine"
+
+# Pinned image (without digest) -> the env variable scripts/dagger-engine sets for its stand-in.
+STAND_INS = {
+    images.PYTHON.split("@")[0]: "KVSTORE_DAGGER_PYTHON_IMAGE",
+    images.TERRAFORM.split("@")[0]: "KVSTORE_DAGGER_TERRAFORM_IMAGE",
+    images.HELM.split("@")[0]: "KVSTORE_DAGGER_HELM_IMAGE",
+    images.ACTIONLINT.split("@")[0]: "KVSTORE_DAGGER_ACTIONLINT_IMAGE",
+}
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,19 @@ class Engine:
     @property
     def python_image(self) -> str:
         """The stand-in for the pinned Python image, by digest, as the engine pulls it."""
-        return self.env["KVSTORE_DAGGER_PYTHON_IMAGE"]
+        return self.stand_in(images.PYTHON)
+
+    def stand_in(self, reference: str) -> str:
+        """The local stand-in for a pinned image of ``images``, as the engine pulls it.
+
+        The stand-ins are pushed under the upstream repository path and tag, so the
+        reference's path (without registry host and digest) names its variable.
+        """
+        variable = STAND_INS.get(reference.split("@", maxsplit=1)[0])
+        if variable is None or variable not in self.env:
+            tooling.missing(f"no local stand-in image for {reference}")
+            raise AssertionError("unreachable")  # pragma: no cover
+        return self.env[variable]
 
     @property
     def engine_registry(self) -> str:

@@ -2,9 +2,11 @@
 
 Client mode: each test opens ``dagger.connection()`` (the SDK starts the session binary
 that scripts/dagger-engine builds, since the full CLI cannot be built here) and awaits the
-same stage functions the module's ``test`` and ``build`` call. The pinned Python image is
-replaced by a local stand-in (Debian's python3 3.11 plus a venv) served by a real registry
-beside the engine, referenced by its own digest: the upstream digest cannot be reproduced.
+same stage functions the module's ``lint``, ``test`` and ``build`` call. The pinned images
+are replaced by local stand-ins (Debian's python3 3.11 plus a venv; the base image plus the
+terraform, helm and actionlint binaries the test environment installs) served by a real
+registry beside the engine, referenced by their own digests: the upstream digests cannot be
+reproduced.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ def test_canary_fails() -> None:
 '''
 
 
+UNFORMATTED = f"{stages.TERRAFORM_DIR}/zz_unformatted.tf"
+BAD_HCL = "locals {\n      answer    = 42\n}\n"
+
+
 def run(body: Callable[[], Awaitable[T]]) -> T:
     """Run ``body`` inside one engine session."""
 
@@ -54,12 +60,10 @@ def run(body: Callable[[], Awaitable[T]]) -> T:
 
 
 def stand_in(engine: Engine) -> Callable[[str], dagger.Container]:
-    """The stages' ``image`` function, serving the local stand-in for the Python image."""
+    """The stages' ``image`` function, serving the local stand-ins of the pinned images."""
 
     def image(reference: str) -> dagger.Container:
-        if reference != images.PYTHON:
-            raise LookupError(f"no local stand-in for {reference}")
-        return dag.container().from_(engine.python_image)
+        return dag.container().from_(engine.stand_in(reference))
 
     return image
 
@@ -67,6 +71,15 @@ def stand_in(engine: Engine) -> Callable[[str], dagger.Container]:
 def source() -> dagger.Directory:
     """The repository as the stages receive it, minus what they always ignore."""
     return dag.host().directory(str(tooling.ROOT), exclude=stages.SOURCE_IGNORE)
+
+
+def with_defects() -> dagger.Directory:
+    """The repository plus a failing test and a misformatted Terraform file.
+
+    The test and lint stages get the same source, so the engine installs the project once
+    for both (same inputs, same cached layer).
+    """
+    return source().with_new_file(CANARY, CANARY_TESTS).with_new_file(UNFORMATTED, BAD_HCL)
 
 
 def test_engine_runs_the_pinned_version_and_a_container(dagger_engine: Engine) -> None:
@@ -118,8 +131,7 @@ def test_build_stage_builds_the_image_from_the_dockerfile(dagger_engine: Engine)
 @pytest.mark.timeout(1200)
 def test_test_stage_runs_pytest_and_names_the_failing_test(dagger_engine: Engine) -> None:
     async def body() -> str:
-        with_canary = source().with_new_file(CANARY, CANARY_TESTS)
-        ran = stages.test_run(stand_in(dagger_engine), with_canary, "engine")
+        ran = stages.test_run(stand_in(dagger_engine), with_defects(), "engine")
         try:
             await stages.run_tests(ran)
         except StageFailed as failed:
@@ -129,6 +141,26 @@ def test_test_stage_runs_pytest_and_names_the_failing_test(dagger_engine: Engine
     message = run(body)
     assert "test_canary_fails" in message
     assert "test_canary_passes" not in message
+
+
+@pytest.mark.timeout(1200)
+def test_lint_stage_runs_every_tool_and_reports_the_misformatted_file(
+    dagger_engine: Engine,
+) -> None:
+    async def body() -> tuple[list[str], str]:
+        checks = stages.lint_checks(stand_in(dagger_engine), with_defects())
+        try:
+            text = await stages.run_checks("lint", checks)
+        except StageFailed as failed:
+            text = str(failed)
+        return [c.name for c in checks], text
+
+    names, report = run(body)
+    for name in names:
+        assert f" {name}: " in report, f"{name} missing from the lint report"
+    assert "(exit 127)" not in report, "a tool is missing from its image"
+    assert "FAIL terraform-fmt" in report
+    assert "zz_unformatted.tf" in report
 
 
 def test_mirror_argument_keeps_the_upstream_digest(dagger_engine: Engine) -> None:
