@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kvstore.client import ClientError, SyncClient
-from kvstore.verify.cluster import LocalCluster, Member
+from kvstore.verify.cluster import LocalCluster, Member, MemberUnavailable
 from kvstore.verify.netfault import Partitioner
 
 
@@ -105,7 +105,13 @@ class Nemesis:
         for ep in schedule:
             if stop.wait(max(0.0, t0 + ep.at - time.monotonic())):
                 return
-            undo = self.start(ep)
+            try:
+                undo = self.start(ep)
+            except (ClientError, MemberUnavailable, TimeoutError) as exc:
+                # The cluster could not be asked what the fault needs (no leader yet, the
+                # chosen member busy catching up): skip this episode, say so in the log.
+                self.note(ep, f"skipped: {exc}"[:200])
+                continue
             stop.wait(ep.hold)
             undo()
             self.note(ep, "undone")
@@ -171,8 +177,12 @@ class Nemesis:
     def _replace(self, ep: Episode, rng: random.Random) -> Callable[[], None]:
         """Remove a follower and add a learner in its place; the undo promotes it."""
         lead = self.cluster.leader(timeout=10)
-        victim = rng.choice([m for m in self.cluster.members if m is not lead])
-        victim_id = self.cluster.member_id(victim)
+        followers = [m for m in self.cluster.members if m is not lead]
+        rng.shuffle(followers)
+        answering = [(m, st) for m in followers if (st := self.cluster.status(m)) is not None]
+        if not answering:
+            raise MemberUnavailable("no follower answers")
+        victim, (victim_id, _, _) = answering[0]
         with SyncClient([lead.endpoint], timeout=10) as c:
             c.member_remove(victim_id)
         victim.kill()

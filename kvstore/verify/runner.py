@@ -211,8 +211,7 @@ async def _final_reads(
     finals: dict[str, str | None] = {}
     revision = 0
     async with Client(cluster.endpoints, timeout=10) as cl:
-        for i in range(cfg.keys):
-            key = cfg.key(i)
+        for key in sorted({cfg.key(i) for i in range(cfg.keys)} | set(history.key_names())):
             invoked = time.monotonic()
             resp = await cl.get(key.encode())
             value = resp.kvs[0].value.decode() if resp.kvs else None

@@ -97,8 +97,12 @@ class WorkloadConfig:
     think_time: float = 0.01
     """Upper bound of the random pause between two operations of a worker."""
 
-    def key(self, i: int) -> str:
-        return f"{self.prefix}k{i}"
+    key_epoch: float = 0.0
+    """When positive, clients move to fresh keys every ``key_epoch`` seconds, so that the
+    history of one key (and the checker's search) stays bounded in long soaks."""
+
+    def key(self, i: int, epoch: int = 0) -> str:
+        return f"{self.prefix}k{i}" if epoch == 0 else f"{self.prefix}e{epoch}-k{i}"
 
 
 @dataclass
@@ -112,6 +116,7 @@ class Worker:
     rng: random.Random
     client: int = 0
     seq: int = 0
+    started: float = field(default_factory=time.monotonic)
     seen: dict[str, str | None] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -131,7 +136,8 @@ class Worker:
     async def one(self, cl: Client) -> None:
         """Invoke one random operation and record it."""
         cfg = self.config
-        key = cfg.key(self.rng.randrange(cfg.keys))
+        epoch = int((time.monotonic() - self.started) // cfg.key_epoch) if cfg.key_epoch else 0
+        key = cfg.key(self.rng.randrange(cfg.keys), epoch)
         roll = self.rng.random()
         self.seq += 1
         new = f"w{self.client}-{self.seq}"
