@@ -195,6 +195,8 @@ class Member:
         self._http: MetricsHttp | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.stopped = asyncio.Event()
+        self.failed = False
+        """Set when the member stopped on a fatal error (the process then exits 1)."""
         self._stopping = False
         self.node: Node
         self.server: EtcdServer
@@ -268,6 +270,7 @@ class Member:
         self.node.on_leader_change = self._on_leader_change
         self.node.on_tick = self._on_tick
         self.node.on_removed = self._on_removed
+        self.node.on_failed = self._on_failed
         self._sync_peers()
         await self._start_grpc()
         await self._start_http()
@@ -387,6 +390,11 @@ class Member:
         elif old == me or leases.is_primary:
             leases.demote()
 
+    def _on_failed(self) -> None:
+        self.failed = True
+        if not self._stopping:
+            asyncio.get_running_loop().create_task(self.stop(fatal=True))
+
     def _on_removed(self) -> None:
         if not self._stopping:
             asyncio.get_running_loop().create_task(self.stop())
@@ -419,14 +427,15 @@ class Member:
 
     # -- stop -------------------------------------------------------------------------------
 
-    async def stop(self) -> None:
-        """Graceful stop within :data:`SHUTDOWN_BUDGET_S`."""
+    async def stop(self, fatal: bool = False) -> None:
+        """Graceful stop within :data:`SHUTDOWN_BUDGET_S`; after a fatal error, as quick
+        as possible (no leadership transfer, no waiting for in-flight calls)."""
         if self._stopping:
             return
         self._stopping = True
         started = time.monotonic()
         try:
-            if self.node.status().is_leader:
+            if not fatal and self.node.status().is_leader:
                 target = self.server.best_transferee()
                 if target != NONE:
                     log.info("transferring leadership to %x before stopping", target)
@@ -434,7 +443,7 @@ class Member:
             self.server.accepting = False
             await self._set_serving(False)
             remaining = SHUTDOWN_BUDGET_S - (time.monotonic() - started)
-            grace = max(0.5, min(3.0, remaining - 2.0))
+            grace = 0.0 if fatal else max(0.5, min(3.0, remaining - 2.0))
             if self._grpc is not None:
                 await self._grpc.stop(grace)
             for task in self._tasks:
@@ -447,7 +456,10 @@ class Member:
             await self.server.transport.close()
             if self._http is not None:
                 await self._http.close()
-            await asyncio.to_thread(self.storage.close)
+            try:
+                await asyncio.to_thread(self.storage.close)
+            except OSError as exc:
+                log.error("closing the log failed: %s", exc)
             tracing.shutdown()
             log.info("stopped in %.2fs", time.monotonic() - started)
         finally:

@@ -130,6 +130,7 @@ class Node:
         self._stopped = False
         self.on_leader_change: Callable[[int, int], None] = lambda _old, _new: None
         self.on_removed: Callable[[], None] = lambda: None
+        self.on_failed: Callable[[], None] = lambda: None
         self.on_tick: Callable[[], None] = lambda: None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -159,7 +160,10 @@ class Node:
                 pending.set_exception(errors.STOPPED)
         if self._read_batch is not None and not self._read_batch.done():
             self._read_batch.set_exception(errors.STOPPED)
-        await asyncio.to_thread(self._storage.sync)
+        try:
+            await asyncio.to_thread(self._storage.sync)
+        except OSError as exc:
+            log.error("final sync failed: %s", exc)
 
     # -- the inbox ------------------------------------------------------------------------
 
@@ -348,9 +352,12 @@ class Node:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                # Typically the disk (full, failing): the log may now hold a partial
+                # write, so retrying could corrupt it. Stop at once, like etcd, and let the
+                # supervisor restart the member once the disk is usable again.
                 log.exception("raft loop failed; stopping this member")
                 self._stopped = True
-                self.on_removed()
+                self.on_failed()
                 return
 
     async def _drain(self) -> None:

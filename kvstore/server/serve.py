@@ -35,7 +35,7 @@ async def serve(config: ServerConfig) -> int:
     for task in waiters:
         task.cancel()
     await member.stop()
-    return 0
+    return 1 if member.failed else 0
 
 
 def run(config: ServerConfig) -> int:
