@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
+import kvstore.client
 from kvstore.api.gen.mvccpb import kv_pb2
 from kvstore.client._async import _retryable
 from kvstore.server import errors, snapshot_file
@@ -130,3 +131,13 @@ def test_client_resends_writes_only_when_they_surely_were_not_applied(
     error = _rpc_error(code, details)
     assert _retryable(error, write=False) is read
     assert _retryable(error, write=True) is write
+
+
+def test_client_public_surface() -> None:
+    assert sorted(kvstore.client.__all__) == [
+        "Client", "ClientError", "NoEndpointAvailable", "SyncClient", "prefix_end",
+    ]  # fmt: skip
+    for name in kvstore.client.__all__:
+        assert getattr(kvstore.client, name).__module__.startswith("kvstore.client")
+    assert issubclass(kvstore.client.NoEndpointAvailable, kvstore.client.ClientError)
+    assert kvstore.client.prefix_end(b"a/") == b"a0"
