@@ -215,10 +215,12 @@ class LocalCluster:
         self._names = itertools.count(1)
         self.members: list[Member] = [self.new_member() for _ in range(size)]
 
-    def new_member(self) -> Member:
-        """A member not yet started nor part of the cluster."""
+    def new_member(self, like: Member | None = None) -> Member:
+        """A member not yet started nor part of the cluster; with ``like`` (a member removed
+        and stopped) it takes over that member's address and ports, as a replacement pod
+        takes over its predecessor's name, so clients that knew the old member reach it."""
         name = f"m{next(self._names)}"
-        host = next_host()
+        host = like.host if like is not None else next_host()
         cgroup = None
         if self.cgroup_parent is not None:
             cgroup = self.cgroup_parent / name
@@ -226,9 +228,9 @@ class LocalCluster:
         return Member(
             name=name,
             host=host,
-            client_port=free_port(host),
-            peer_port=free_port(host),
-            metrics_port=free_port(host),
+            client_port=like.client_port if like is not None else free_port(host),
+            peer_port=like.peer_port if like is not None else free_port(host),
+            metrics_port=like.metrics_port if like is not None else free_port(host),
             data_dir=self.root / name,
             log_path=self.root / f"{name}.log",
             command=list(self.command),

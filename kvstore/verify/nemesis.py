@@ -39,7 +39,8 @@ class Fault(enum.StrEnum):
     PARTITION_BRIDGE = "partition-bridge"
     ISOLATE_LEADER = "isolate-leader"
     REPLACE_MEMBER = "replace-member"
-    """Remove a follower, add a new member as a learner, promote it once it caught up."""
+    """Remove a follower, add a new member (with an empty data directory, on the old one's
+    address and ports) as a learner, promote it once it caught up."""
     DISK_FULL = "disk-full"
     """Fill the filesystem of a member whose data directory is a small tmpfs."""
 
@@ -188,7 +189,7 @@ class Nemesis:
         victim.kill()
         self.cluster.members.remove(victim)
         self.retired.append(victim)
-        new = self.cluster.new_member()
+        new = self.cluster.new_member(like=victim)
         with SyncClient([lead.endpoint], timeout=10) as c:
             new_id = c.member_add([new.peer_url], learner=True).member.ID
         self.cluster.members.append(new)
