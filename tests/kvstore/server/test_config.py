@@ -4,6 +4,7 @@ the flag, and the deterministic ids every member derives from them."""
 from __future__ import annotations
 
 import argparse
+import socket
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from kvstore.server import ids
 from kvstore.server.config import ConfigError, ServerConfig, add_serve_arguments, build_config
 from kvstore.server.member import bootstrap_identity
-from tests.kvstore.server.harness import KVSTORE
+from tests.kvstore.server.harness import KVSTORE, free_port
 
 
 def _config(argv: list[str], env: dict[str, str] | None = None) -> ServerConfig:
@@ -90,3 +91,22 @@ def test_ids_are_deterministic_and_distinct() -> None:
     assert ids.member_id(["http://h1:2380"], "t", "5") != ids.member_id(
         ["http://h1:2380"], "t", "6"
     )
+
+
+def test_a_port_in_use_fails_at_start_naming_the_flag(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        peer, metrics = free_port("127.0.0.1"), free_port("127.0.0.1")
+        result = subprocess.run(
+            [KVSTORE, "serve", "--name", "busy", "--data-dir", str(tmp_path / "d"),
+             "--listen-client-urls", f"http://127.0.0.1:{port}",
+             "--advertise-client-urls", f"http://127.0.0.1:{port}",
+             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+             "--listen-metrics-urls", f"http://127.0.0.1:{metrics}"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"--listen-client-urls: cannot listen on http://127.0.0.1:{port}" in result.stderr
