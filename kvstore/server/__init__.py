@@ -8,7 +8,7 @@ Modules, from the outside in:
   malformed-request interceptor), ``peer`` (Raft traffic and forwarding between members),
   ``http`` (metrics and probes): thin shells over ``etcd``.
 - ``etcd``: request handling: validation, quota, forwarding to the leader, leader-only
-  work (lease timing, membership, leadership transfer).
+  work (lease timing, leadership transfer); ``membership``: member changes on the leader.
 - ``node``: the only driver of ``RawNode``: persist, send, apply, ReadIndex.
 - ``statemachine``: the replicated state (MVCC store, members, alarms) and the one place
   store errors become etcd errors; ``watch`` (the watch hub), ``lessor`` (lease deadlines).

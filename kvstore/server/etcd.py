@@ -20,12 +20,13 @@ from google.protobuf.message import Message as PbMessage
 
 from kvstore.api.gen.etcdserverpb import rpc_pb2
 from kvstore.api.gen.kvstorepb import internal_pb2
-from kvstore.raft.types import NONE, ConfChange, ConfChangeType
-from kvstore.server import errors, ids, tracing
+from kvstore.raft.types import NONE
+from kvstore.server import errors, tracing
 from kvstore.server.config import ConfigError, ServerConfig, parse_url
 from kvstore.server.lessor import MAX_LEASE_TTL
+from kvstore.server.membership import REQUEST_TIMEOUT_S, Membership
 from kvstore.server.node import Node
-from kvstore.server.statemachine import ApplyResult, StateMachine, etcd_error, member_pb
+from kvstore.server.statemachine import StateMachine, etcd_error, member_pb, unwrap
 from kvstore.server.transport import Transport
 from kvstore.storage.errors import MvccError
 
@@ -33,10 +34,7 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=PbMessage)
 
-REQUEST_TIMEOUT_S = 7.0
 FORWARD_ATTEMPTS = 3
-LEARNER_READY_PERCENT = 0.9
-"""A learner may be promoted once it has 90% of the leader's log (etcd's rule)."""
 
 
 def never_sent(exc: grpc.aio.AioRpcError) -> bool:
@@ -69,7 +67,7 @@ class EtcdServer:
         self.transport = transport
         self._clock = clock
         self._revoking: set[int] = set()
-        self._peer_seen: dict[int, float] = {}
+        self.membership = Membership(config, node, sm, clock)
         self._alarm_pending = False
         self.accepting = True
 
@@ -126,12 +124,6 @@ class EtcdServer:
     async def _leader(self) -> int:
         return await self.node.wait_leader(self.config.election_timeout_ms / 1000 * 3)
 
-    def _unwrap(self, result: ApplyResult, kind: type[R]) -> R:
-        if result.error is not None:
-            raise result.error
-        assert isinstance(result.response, kind)
-        return result.response
-
     async def _forward(self, request: internal_pb2.ForwardRequest, kind: type[R]) -> R:
         """Send ``request`` to the leader (with the trace context) and parse its answer."""
         last: errors.EtcdError = errors.NO_LEADER
@@ -182,7 +174,7 @@ class EtcdServer:
         body = request.WhichOneof("body")
         if body == "proposal":
             result = await self.node.propose(request.proposal, REQUEST_TIMEOUT_S)
-            return self._unwrap(result, kind)
+            return unwrap(result, kind)
         response = await self._leader_op(request.leader_op)
         assert isinstance(response, kind)
         return response
@@ -345,13 +337,13 @@ class EtcdServer:
         if kind == "lease_time_to_live":
             return await self._ttl_here(op.lease_time_to_live)
         if kind == "member_add":
-            return await self._member_add_here(op.member_add)
+            return await self.membership.add(op.member_add)
         if kind == "member_remove":
-            return await self._member_remove_here(op.member_remove)
+            return await self.membership.remove(op.member_remove)
         if kind == "member_promote":
-            return await self._member_promote_here(op.member_promote)
+            return await self.membership.promote(op.member_promote)
         if kind == "member_update":
-            return await self._member_update_here(op.member_update)
+            return await self.membership.update(op.member_update)
         if kind == "move_leader":
             return await self._move_leader_here(op.move_leader)
         raise errors.EtcdError(grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: empty request")
@@ -445,98 +437,6 @@ class EtcdServer:
         return await self._on_leader(
             internal_pb2.LeaderOp(member_update=req), rpc_pb2.MemberUpdateResponse
         )
-
-    async def _conf_change(
-        self, change: ConfChangeType, member: internal_pb2.MemberInfo, kind: type[R]
-    ) -> R:
-        request_id = self.node.next_request_id()
-        context = internal_pb2.ConfChangeContext(member=member, request_id=request_id)
-        cc = ConfChange(type=change, node_id=member.id, context=context.SerializeToString())
-        result = await self.node.propose_conf_change(cc, request_id, REQUEST_TIMEOUT_S)
-        return self._unwrap(result, kind)
-
-    async def _member_add_here(self, req: rpc_pb2.MemberAddRequest) -> rpc_pb2.MemberAddResponse:
-        urls = {u.rstrip("/") for u in req.peerURLs}
-        for member in self.sm.members.values():
-            if urls & set(member.peer_urls):
-                raise errors.PEER_URL_EXIST
-        new_id = ids.member_id(urls, self.config.initial_cluster_token, str(self.node.applied))
-        if new_id in self.sm.members or new_id in self.sm.removed:
-            raise errors.MEMBER_EXIST
-        member = internal_pb2.MemberInfo(id=new_id, peer_urls=sorted(urls))
-        if not req.isLearner:
-            self._check_quorum_after(added=1)
-        # A new member must start from a snapshot: the log alone does not carry the
-        # bootstrap membership.
-        self.node.force_snapshot()
-        change = ConfChangeType.ADD_LEARNER if req.isLearner else ConfChangeType.ADD_NODE
-        return await self._conf_change(change, member, rpc_pb2.MemberAddResponse)
-
-    def note_peer(self, member_id: int) -> None:
-        """A Raft message from ``member_id`` arrived (the peer service calls this)."""
-        self._peer_seen[member_id] = self._clock()
-
-    def _active(self, member_id: int) -> bool:
-        """Heard from within three election timeouts (etcd's "connected since" test)."""
-        window = 3 * self.config.election_timeout_ms / 1000
-        seen = self._peer_seen.get(member_id)
-        return member_id == self.member_id or (seen is not None and self._clock() - seen <= window)
-
-    def _check_quorum_after(self, added: int, removed: int = NONE, joining: int = NONE) -> None:
-        """Refuse a voter change that would leave fewer active voters than a quorum of the
-        new configuration (etcd's strict reconfiguration check): adding a voter to a cluster
-        with a member down, or removing a live one, must not cost the cluster its quorum."""
-        voters = [mid for mid, m in self.sm.members.items() if not m.is_learner]
-        active = {mid for mid in voters if self._active(mid)}
-        if joining != NONE and self._active(joining):
-            active.add(joining)
-        active.discard(removed)
-        size = len(voters) + added
-        if len(active) < size // 2 + 1:
-            raise errors.NOT_ENOUGH_STARTED
-
-    async def _member_remove_here(
-        self, req: rpc_pb2.MemberRemoveRequest
-    ) -> rpc_pb2.MemberRemoveResponse:
-        member = self.sm.members.get(req.ID)
-        if member is None:
-            raise errors.MEMBER_NOT_FOUND
-        if not member.is_learner:
-            self._check_quorum_after(added=-1, removed=req.ID)
-        return await self._conf_change(
-            ConfChangeType.REMOVE_NODE, member, rpc_pb2.MemberRemoveResponse
-        )
-
-    async def _member_promote_here(
-        self, req: rpc_pb2.MemberPromoteRequest
-    ) -> rpc_pb2.MemberPromoteResponse:
-        member = self.sm.members.get(req.ID)
-        if member is None:
-            raise errors.MEMBER_NOT_FOUND
-        if not member.is_learner:
-            raise errors.MEMBER_NOT_LEARNER
-        progress = self.node.raw_status().progress.get(req.ID)
-        if progress is None or progress.match < self.node.commit * LEARNER_READY_PERCENT:
-            raise errors.LEARNER_NOT_READY
-        self._check_quorum_after(added=1, joining=req.ID)
-        return await self._conf_change(
-            ConfChangeType.ADD_NODE, member, rpc_pb2.MemberPromoteResponse
-        )
-
-    async def _member_update_here(
-        self, req: rpc_pb2.MemberUpdateRequest
-    ) -> rpc_pb2.MemberUpdateResponse:
-        if req.ID not in self.sm.members:
-            raise errors.MEMBER_NOT_FOUND
-        for url in req.peerURLs:
-            try:
-                parse_url("peerURLs", url)
-            except ConfigError:
-                raise errors.MEMBER_BAD_URLS from None
-        result = await self.node.propose(
-            internal_pb2.InternalRequest(member_update=req), REQUEST_TIMEOUT_S
-        )
-        return self._unwrap(result, rpc_pb2.MemberUpdateResponse)
 
     # -- maintenance --------------------------------------------------------------------------
 

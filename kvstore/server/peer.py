@@ -56,7 +56,7 @@ class PeerService(internal_pb2_grpc.PeerServicer):
         removed = self._s.sm.removed
         accepted = [m for m in messages if m.from_ not in removed]
         for sender in {m.from_ for m in accepted}:
-            self._s.note_peer(sender)
+            self._s.membership.note_peer(sender)
         if len(accepted) != len(messages):
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED, "kvstore: the sending member was removed"

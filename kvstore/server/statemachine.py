@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from google.protobuf.message import Message as PbMessage
 
@@ -67,6 +68,17 @@ class ApplyResult:
 
     response: PbMessage | None = None
     error: errors.EtcdError | None = None
+
+
+R = TypeVar("R", bound=PbMessage)
+
+
+def unwrap(result: ApplyResult, kind: type[R]) -> R:
+    """The response of ``result`` as ``kind``, or its error raised."""
+    if result.error is not None:
+        raise result.error
+    assert isinstance(result.response, kind)
+    return result.response
 
 
 def _write_ops(ops: list[m.RequestOp]) -> bool:
