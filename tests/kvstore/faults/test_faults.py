@@ -106,3 +106,16 @@ def test_full_disk_on_one_member(tmp_path: Path) -> None:
     faults = [Fault.DISK_FULL, Fault.PAUSE_LEADER]
     scenario = Scenario("disk-full-3", 3, faults, duration(12), seed(), workload())
     run_and_check(scenario, tmp_path, "test_full_disk_on_one_member")
+
+
+def test_everything_five_members(tmp_path: Path) -> None:
+    """Every kind of fault in one run on five members, so they also meet each other."""
+    faults = [
+        Fault.KILL_RANDOM,
+        Fault.PAUSE_LEADER,
+        Fault.PARTITION_HALVES,
+        Fault.ISOLATE_LEADER,
+        Fault.REPLACE_MEMBER,
+    ]
+    scenario = Scenario("everything-5", 5, faults, duration(16), seed(), workload())
+    run_and_check(scenario, tmp_path, "test_everything_five_members")
