@@ -29,6 +29,44 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="comma-separated client URLs [env KVSTORE_ENDPOINTS]",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    # TLS, with etcdctl's flag names so scripts and probes written for one fit the other.
+    for flag, what in (
+        ("cacert", "CA bundle that signs the members' certificates"),
+        ("cert", "client certificate (with --key) for client-certificate auth"),
+        ("key", "private key of --cert"),
+    ):
+        env = f"KVSTORE_{flag.upper()}"
+        parser.add_argument(
+            f"--{flag}",
+            dest=f"tls_{flag}",  # not "key": that is the positional key of put/get/del
+            default=os.environ.get(env, ""),
+            help=f"{what} [env {env}]",
+        )
+
+
+def _credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS credentials from --cacert/--cert/--key, or None for plaintext."""
+    if not (args.tls_cacert or args.tls_cert or args.tls_key):
+        return None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ClientError(grpc.StatusCode.INVALID_ARGUMENT, "--cert and --key go together")
+
+    def read(flag: str, path: str) -> bytes | None:
+        if not path:
+            return None
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise ClientError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"--{flag} {path}: {exc.strerror}"
+            ) from exc
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read("cacert", args.tls_cacert),
+        private_key=read("key", args.tls_key),
+        certificate_chain=read("cert", args.tls_cert),
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,9 +112,16 @@ def _endpoints(args: argparse.Namespace) -> list[str]:
     return [e.strip() for e in str(args.endpoints).split(",") if e.strip()]
 
 
-async def _health(endpoint: str, timeout: float) -> tuple[bool, str]:
+async def _health(
+    endpoint: str, timeout: float, credentials: grpc.ChannelCredentials | None
+) -> tuple[bool, str]:
     started = time.perf_counter()
-    async with grpc.aio.insecure_channel(_target(endpoint)) as channel:
+    channel = (
+        grpc.aio.secure_channel(_target(endpoint), credentials)
+        if credentials is not None
+        else grpc.aio.insecure_channel(_target(endpoint))
+    )
+    async with channel:
         try:
             resp = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=timeout
@@ -85,7 +130,7 @@ async def _health(endpoint: str, timeout: float) -> tuple[bool, str]:
             return False, f"{exc.code().name}: {exc.details()}"
     if resp.status != health_pb2.HealthCheckResponse.SERVING:
         return False, "NOT_SERVING"
-    client = Client([endpoint], timeout=timeout, rounds=1)
+    client = Client([endpoint], timeout=timeout, rounds=1, credentials=credentials)
     try:
         await client.get(b"health")
     except ClientError as exc:
@@ -97,14 +142,15 @@ async def _health(endpoint: str, timeout: float) -> tuple[bool, str]:
 
 async def _run(args: argparse.Namespace) -> int:
     endpoints = _endpoints(args)
+    credentials = _credentials(args)
     if args.command == "endpoint":
         bad = 0
         for ep in endpoints:
-            ok, detail = await _health(ep, args.timeout)
+            ok, detail = await _health(ep, args.timeout, credentials)
             print(f"{ep} is {'healthy' if ok else 'unhealthy'}: {detail}")
             bad += not ok
         return 1 if bad else 0
-    async with Client(endpoints, timeout=args.timeout) as client:
+    async with Client(endpoints, timeout=args.timeout, credentials=credentials) as client:
         if args.command == "put":
             await client.put(args.key.encode(), args.value.encode(), lease=int(args.lease, 16))
             print("OK")

@@ -9,6 +9,7 @@ import datetime
 import ipaddress
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,3 +144,37 @@ def test_etcdctl_with_certificates(tls_cluster: tuple[Cluster, Pki]) -> None:
     assert result.returncode == 0, result.stderr
     with cluster.client() as c:
         assert c.get(b"via-etcdctl").kvs[0].value == b"tls"
+
+
+def kvstore_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "kvstore"), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_cli_with_etcdctl_tls_flags(tls_cluster: tuple[Cluster, Pki]) -> None:
+    cluster, pki = tls_cluster
+    tls = ["--endpoints", ",".join(cluster.endpoints), "--cacert", str(pki.ca),
+           "--cert", str(pki.cert), "--key", str(pki.key)]  # fmt: skip
+    put = kvstore_cli("put", "via-cli", "tls", *tls)
+    assert put.returncode == 0, put.stderr
+    got = kvstore_cli("get", "via-cli", *tls)
+    assert got.stdout.splitlines() == ["via-cli", "tls"], got.stderr
+    health = kvstore_cli("endpoint", "health", *tls)
+    assert health.returncode == 0, health.stdout + health.stderr
+    assert health.stdout.count("is healthy") == len(cluster.endpoints)
+
+
+def test_cli_tls_flags_are_checked(tls_cluster: tuple[Cluster, Pki]) -> None:
+    cluster, pki = tls_cluster
+    endpoint = ["--endpoints", cluster.endpoints[0], "--timeout", "3"]
+    alone = kvstore_cli("get", "k", *endpoint, "--cacert", str(pki.ca), "--cert", str(pki.cert))
+    assert alone.returncode == 1
+    assert "--cert and --key go together" in alone.stderr
+    missing = kvstore_cli("get", "k", *endpoint, "--cacert", "/nonexistent/ca.pem")
+    assert missing.returncode == 1
+    assert "--cacert /nonexistent/ca.pem: No such file or directory" in missing.stderr
+    # Server-authenticated TLS without a client certificate is refused by client-cert auth.
+    no_client_cert = kvstore_cli("get", "k", *endpoint, "--cacert", str(pki.ca))
+    assert no_client_cert.returncode == 1
