@@ -1,15 +1,15 @@
 """Concurrent clients that record what they saw: reads, writes and compare-and-set on a few
 keys, plus watchers that record every event they receive.
 
-Each operation goes out exactly once. The project's :class:`~kvstore.client.Client` retries a
-call on another endpoint after errors such as "request timed out" or a broken connection,
-which is right for reads but would apply a write twice, or report a compare-and-set that
-swapped on the first attempt as failed on the second; a history cannot describe either.
-:class:`OneShotClient` therefore makes one attempt and moves to the next endpoint only for
-the following call. An error whose request surely never took effect (no connection could be
-made, the member had no leader to propose to) drops the operation; any other error makes
-its outcome unknown, and the worker continues under a new client id, as a crashed client
-process would in Jepsen.
+The workers use the project's :class:`~kvstore.client.Client` as an application would. It
+resends a read after any failure, and a write only after an error that proves the write was
+not applied (no connection could be made; the member had no leader, was not the leader,
+saw the leader change before proposing, or was stopping). The workload takes the same
+errors as proof: such an operation is left out of the history. If the server ever applied
+a write it reported that way, the history would hold a value no recorded client wrote, and
+the checks would fail, so the fault tests hold the client and server to that promise. Any
+other error makes the outcome unknown, and the worker continues under a new client id, as
+a crashed client process would in Jepsen.
 """
 
 from __future__ import annotations
@@ -18,18 +18,12 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
-
-import grpc
 
 from kvstore.api.gen.etcdserverpb import rpc_pb2
 from kvstore.client import Client, ClientError
-from kvstore.client._async import _Endpoint
 from kvstore.verify.history import History, Op, OpKind
-
-T = TypeVar("T")
 
 DEFAULT_OP_TIMEOUT_S = 2.0
 FAILURE_BACKOFF_S = 0.05
@@ -42,6 +36,8 @@ _NEVER_APPLIED = (
     "connection refused",
     "etcdserver: no leader",
     "etcdserver: not leader",
+    "etcdserver: leader changed",
+    "etcdserver: server stopped",
 )
 
 
@@ -49,18 +45,6 @@ def never_applied(exc: ClientError) -> bool:
     """Whether an error proves the request took no effect (it never reached a leader)."""
     details = exc.details.lower()
     return any(marker in details for marker in _NEVER_APPLIED)
-
-
-class OneShotClient(Client):
-    """The project's client with one attempt per call (see the module docstring)."""
-
-    async def _call(self, fn: Callable[[_Endpoint, float], Awaitable[T]]) -> T:
-        ep = self._endpoints[self._current]
-        try:
-            return await fn(ep, self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            self._current = (self._current + 1) % len(self._endpoints)
-            raise ClientError(exc.code(), exc.details() or "", ep.address) from None
 
 
 def cas_request(key: bytes, expected: str | None, new: str) -> rpc_pb2.TxnRequest:
@@ -128,7 +112,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run operations until ``stop`` is set."""
-        async with OneShotClient(self.endpoints, timeout=self.config.op_timeout) as cl:
+        async with Client(self.endpoints, timeout=self.config.op_timeout) as cl:
             while not stop.is_set():
                 await self.one(cl)
                 await asyncio.sleep(self.rng.uniform(0, self.config.think_time))

@@ -95,6 +95,8 @@ def test_only_errors_that_prove_no_effect_drop_an_operation() -> None:
     assert never_applied(ClientError(grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader"))
     refused = "failed to connect to all addresses; last error: connection refused"
     assert never_applied(ClientError(grpc.StatusCode.UNAVAILABLE, refused))
+    changed = ClientError(grpc.StatusCode.UNAVAILABLE, "etcdserver: leader changed")
+    assert never_applied(changed)
     timed_out = ClientError(grpc.StatusCode.UNAVAILABLE, "etcdserver: request timed out")
     assert not never_applied(timed_out)
     assert not never_applied(ClientError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
