@@ -64,14 +64,17 @@ def test_runtime_stage_has_no_build_tools(docker: str, kvstore_image: str) -> No
 
 
 def test_image_size(
-    docker: str, kvstore_image: str, base_image: str, record_property: Callable[[str, object], None]
+    docker: str,
+    kvstore_image: str,
+    base_image: str,
+    record_testsuite_property: Callable[[str, object], None],
 ) -> None:
     """The store and its dependencies add little to the base; figures go to the JUnit report."""
     size = inspect(docker, kvstore_image, ".Size")
     base = inspect(docker, base_image, ".Size")
     assert isinstance(size, int) and isinstance(base, int)
-    record_property("image_size_bytes", size)
-    record_property("image_added_bytes", size - base)
+    record_testsuite_property("image_size_bytes", size)
+    record_testsuite_property("image_added_bytes", size - base)
     print(f"kvstore image: {size / 1e6:.1f} MB ({(size - base) / 1e6:.1f} MB over the base)")
     assert size - base < 60_000_000
 
