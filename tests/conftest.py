@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 
 import pytest
 
+from kvstore.verify import cluster
 from tests import tooling
 
 
@@ -25,11 +25,4 @@ def base_image() -> str:
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     """Hand out free TCP ports on 127.0.0.1 (bound and released, so the OS picks them)."""
-
-    def pick() -> int:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-            return port
-
-    return pick
+    return lambda: cluster.free_port("127.0.0.1")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,18 +10,13 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from kvstore.verify.cluster import free_port
 
 
 @contextmanager
 def moto_server() -> Iterator[str]:
     """Start ``python -m moto.server`` and yield its endpoint URL; stop it afterwards."""
-    port = _free_port()
+    port = free_port("127.0.0.1")
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -17,7 +17,6 @@ import dataclasses
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from kvstore.verify.cluster import free_port
 from tests.deploy.chart.test_membership import SCRIPT, m
 from tests.deploy.monitoring.live import http_get, stop, stop_all, wait_until
 from tests.deploy.rendering import one, render_env
@@ -35,13 +35,6 @@ pytestmark = pytest.mark.slow
 
 KVSTORE = str(Path(sys.executable).parent / "kvstore")
 READY_SECONDS = 90.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclasses.dataclass
@@ -67,7 +60,7 @@ class World:
         self.directory = directory
         self.unshare = unshare
         self.mounts = mounts or {}
-        self.ports = {"client": free_port(), "peer": free_port(), "metrics": free_port()}
+        self.ports = {k: free_port("127.0.0.1") for k in ("client", "peer", "metrics")}
         self.net = f"127.{random.randint(1, 250)}.{random.randint(1, 250)}"
         all_sets = [f"ports.{k}={v}" for k, v in self.ports.items()]
         all_sets += ["cluster.discoverySeconds=2", *sets]

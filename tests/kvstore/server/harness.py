@@ -7,10 +7,8 @@ finds the leader through the Maintenance Status call, the way an operator would.
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,23 +19,9 @@ from pathlib import Path
 import grpc
 
 from kvstore.client import ClientError, SyncClient
+from kvstore.verify.cluster import free_port, next_host
 
 KVSTORE = str(Path(sys.executable).parent / "kvstore")
-_host_counter = itertools.count(20)
-
-
-def free_port(host: str) -> int:
-    """A TCP port free on ``host`` (bound and released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def next_host() -> str:
-    """A loopback address not used by an earlier member of this test run."""
-    n = next(_host_counter)
-    return f"127.0.{n // 250}.{n % 250 + 2}"
 
 
 @dataclass

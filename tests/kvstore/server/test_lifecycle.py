@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from kvstore.client import SyncClient
-from tests.kvstore.server.harness import KVSTORE, Cluster, free_port
+from kvstore.verify.cluster import free_port
+from tests.kvstore.server.harness import KVSTORE, Cluster
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from kvstore.client import ClientError, SyncClient
-from tests.kvstore.server.harness import Cluster, free_port
+from kvstore.verify.cluster import free_port
+from tests.kvstore.server.harness import Cluster
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kvstore.client import ClientError, SyncClient
-from tests.kvstore.server.harness import Cluster, next_host
+from kvstore.verify.cluster import next_host
+from tests.kvstore.server.harness import Cluster
 from tests.tooling import require_tool
 
 pytestmark = pytest.mark.slow
