@@ -41,6 +41,7 @@ from kvstore.raft.types import (
     Entry,
     EntryType,
     Message,
+    MessageType,
     Ready,
     StateType,
 )
@@ -466,6 +467,8 @@ class Node:
         context = internal_pb2.ConfChangeContext()
         if cc.context:
             context.ParseFromString(cc.context)
+        if cc.type == ConfChangeType.REMOVE_NODE and cc.node_id != self.member_id:
+            self._tell_removed_member(cc.node_id, entry.index)
         # Changes are validated before they are proposed; the core has the last word on
         # whether one is legal, and the member table follows whatever it applied.
         try:
@@ -485,6 +488,29 @@ class Node:
         ):
             log.warning("this member was removed from the cluster; stopping")
             self.on_removed()
+
+    def _tell_removed_member(self, node_id: int, removal_index: int) -> None:
+        """As leader, send a member being removed one last heartbeat carrying the commit
+        index, so it applies its own removal and stops.
+
+        Once the removal is applied the leader forgets the member and sends it nothing more;
+        a learner never campaigns, so without this it could wait forever for a commit index
+        it already has the entry for. The commit sent never exceeds what the member
+        acknowledged, as Raft requires of every heartbeat.
+        """
+        if self.role != StateType.LEADER:
+            return
+        progress = self._rn.status().progress.get(node_id)
+        if progress is None:
+            return
+        farewell = Message(
+            MessageType.HEARTBEAT,
+            to=node_id,
+            from_=self.member_id,
+            term=self.term,
+            commit=min(progress.match, removal_index),
+        )
+        self._transport.send((farewell,))
 
     def _release_applied_waiters(self) -> None:
         while self._applied_waiters and self._applied_waiters[0][0] <= self.applied:

@@ -97,9 +97,19 @@ class Transport:
 
     def _drop(self, member_id: int) -> None:
         peer = self._peers.pop(member_id)
+        asyncio.get_running_loop().create_task(self._retire(peer))
+
+    async def _retire(self, peer: _Peer, grace: float = 2.0) -> None:
+        """Stop a dropped peer's sender once what it has queued is sent (at most ``grace``
+        seconds): the last message to a removed member tells it of its removal."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while not peer.queue.empty() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))  # the send in flight
         if peer.task is not None:
             peer.task.cancel()
-        asyncio.get_running_loop().create_task(peer.channel.close(None))
+        await peer.channel.close(None)
 
     def stub(self, member_id: int) -> internal_pb2_grpc.PeerAsyncStub | None:
         """The Peer stub of a member (for forwarding), or None if unknown."""
