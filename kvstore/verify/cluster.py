@@ -5,6 +5,8 @@ its own loopback address 127.0.0.x with ports the OS picked, so members can be t
 address. A member can be started inside its own cgroup (v2) so that
 :mod:`kvstore.verify.netfault` can drop the packets it sends; loopback packets all carry the
 source address 127.0.0.1, so the sender is identified by its cgroup, not its address.
+A member can also be given extra environment (for example ``LD_PRELOAD`` of the slow-fsync
+shim in :mod:`kvstore.verify.slowdisk`), which it keeps across restarts.
 
 The cluster finds its leader the way an operator would, through the Maintenance Status call
 of every live member, which works the same against etcd.
@@ -21,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +84,8 @@ class Member:
     extra: list[str] = field(default_factory=list)
     cgroup: Path | None = None
     """A cgroup v2 directory the process is started in (for partitions), or None."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables added to the harness's environment for this member, at every start."""
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
 
@@ -135,8 +140,9 @@ class Member:
             # Join the cgroup before exec, so every socket the member opens belongs to it.
             procs = self.cgroup / "cgroup.procs"
             cmd = ["/bin/sh", "-c", f'echo $$ > "{procs}" && exec "$@"', "sh", *cmd]
+        env = {**os.environ, **self.env} if self.env else None
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
         self.paused = False
 
     def kill(self) -> None:
@@ -192,7 +198,9 @@ class LocalCluster:
 
     ``extra`` is appended to every member's command line (e.g. heartbeat and election
     timeouts); ``cluster_name`` becomes ``--initial-cluster-token``; ``cgroup_parent`` (a
-    cgroup v2 directory) gives every member its own child cgroup, which network faults need.
+    cgroup v2 directory) gives every member its own child cgroup, which network faults need;
+    ``member_env`` gives the member of each name its extra environment (replacements too,
+    so a fault that needs it can target any member).
     """
 
     def __init__(
@@ -204,6 +212,7 @@ class LocalCluster:
         extra: list[str] | None = None,
         cluster_name: str = "fault-cluster",
         cgroup_parent: Path | None = None,
+        member_env: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
@@ -211,6 +220,7 @@ class LocalCluster:
         self.token = cluster_name
         self.extra = list(extra or [])
         self.cgroup_parent = cgroup_parent
+        self.member_env = member_env
         self.command = kvstore_command() if kind is Kind.KVSTORE else etcd_command()
         self._names = itertools.count(1)
         self.members: list[Member] = [self.new_member() for _ in range(size)]
@@ -236,6 +246,7 @@ class LocalCluster:
             command=list(self.command),
             extra=list(self.extra),
             cgroup=cgroup,
+            env=self.member_env(name) if self.member_env is not None else {},
         )
 
     def initial_cluster(self, members: list[Member] | None = None) -> str:

@@ -8,7 +8,8 @@ leader" is only known at run time, so the log names the member).
 
 Every episode starts a fault, holds it, then undoes it: a killed member restarts from its
 data directory, a paused one continues, a partition heals, a full disk is emptied (and its
-member restarted if the full disk stopped it), a replaced member's successor is promoted.
+member restarted if the full disk stopped it), a replaced member's successor is promoted,
+a slow disk is fast again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from kvstore.client import ClientError, SyncClient
 from kvstore.verify.cluster import LocalCluster, Member, MemberUnavailable
 from kvstore.verify.netfault import Partitioner
+from kvstore.verify.slowdisk import SlowDisk
 
 
 class Fault(enum.StrEnum):
@@ -43,7 +45,17 @@ class Fault(enum.StrEnum):
     address and ports) as a learner, promote it once it caught up."""
     DISK_FULL = "disk-full"
     """Fill the filesystem of a member whose data directory is a small tmpfs."""
+    SLOW_DISK = "slow-disk"
+    """Make every fsync of one member (the leader, or one time in three a follower) sleep
+    a few hundred milliseconds first: a leader's slow fsync delays every commit and its
+    heartbeats; a slow follower must not hold back the majority."""
 
+
+SLOW_FSYNC_MS = (200, 800)
+"""The range an episode's fsync delay is drawn from, on both sides of the 500 ms election
+timeout the fault tests run with: below it a slow leader keeps its leadership and every
+commit waits for its disk; above it the leader may step down and the cluster must elect
+another while clients wait."""
 
 NETWORK_FAULTS = frozenset({Fault.PARTITION_HALVES, Fault.PARTITION_BRIDGE, Fault.ISOLATE_LEADER})
 
@@ -149,6 +161,8 @@ class Nemesis:
             return self._partition(ep, rng)
         if ep.fault is Fault.REPLACE_MEMBER:
             return self._replace(ep, rng)
+        if ep.fault is Fault.SLOW_DISK:
+            return self._slow_disk(ep, rng)
         return self._disk_full(ep)
 
     def _partition(self, ep: Episode, rng: random.Random) -> Callable[[], None]:
@@ -228,6 +242,25 @@ class Nemesis:
                 self.cluster.restart(target)
 
         return empty
+
+    def _slow_disk(self, ep: Episode, rng: random.Random) -> Callable[[], None]:
+        """Slow down one member's fsyncs (members must run with the slow-fsync shim)."""
+        try:
+            lead: Member | None = self.cluster.leader(timeout=3)
+        except TimeoutError:
+            lead = None
+        if lead is not None and rng.random() >= 1 / 3:
+            target, role = lead, "leader"
+        else:
+            target = rng.choice([m for m in self.cluster.members if m is not lead])
+            role = "follower" if lead is not None else "no agreed leader"
+        disk = SlowDisk.of(target.env)
+        if disk is None:
+            raise MemberUnavailable(f"{target.name} runs without the slow-fsync shim")
+        ms = rng.randint(*SLOW_FSYNC_MS)
+        disk.slow(ms)
+        self.note(ep, f"slow fsync {ms} ms on {target.name} ({role})")
+        return disk.fast
 
 
 def tmpfs_mount(path: Path, size_mb: int) -> None:

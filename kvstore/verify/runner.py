@@ -4,7 +4,8 @@ then check everything the clients and watchers recorded.
 The order of a run:
 
 1. start the members (each in its own cgroup when the schedule has network faults, one on a
-   small tmpfs when it has a full disk);
+   small tmpfs when it has a full disk, each with the slow-fsync shim preloaded when it has
+   a slow disk);
 2. run the workers and watchers while the nemesis carries out the schedule;
 3. stop the workers, undo every fault (heal, continue, restart), wait for a leader;
 4. read every key once more, linearizably, as a final client (these reads join the history,
@@ -23,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,6 +45,7 @@ from kvstore.verify.nemesis import (
     unmount,
 )
 from kvstore.verify.netfault import Partitioner
+from kvstore.verify.slowdisk import SlowDisk, build_shim
 from kvstore.verify.workload import Event, Watcher, Worker, WorkloadConfig
 
 RAFT_FLAGS = ["--heartbeat-interval", "50", "--election-timeout", "500"]
@@ -83,11 +87,52 @@ class RunResult:
             f"in {self.seconds:.1f}s: {'; '.join(map(str, done))}"
         )
 
+    def fault_windows(self, fault: Fault) -> list[tuple[float, float, str]]:
+        """(start, end, what it did) of every episode of ``fault`` carried out, in
+        monotonic time (the clock the history's operations are timed with)."""
+        windows: list[tuple[float, float, str]] = []
+        started: dict[float, tuple[float, str]] = {}
+        for e in self.nemesis_log:
+            if e["fault"] != fault:
+                continue
+            at, t, did = float(str(e["at"])), float(str(e["t"])), str(e["did"])
+            if did == "undone" and at in started:
+                begun, what = started.pop(at)
+                windows.append((begun, t, what))
+            elif not did.startswith("skipped"):
+                started.setdefault(at, (t, did))
+        return windows
+
+    def latency_report(self, fault: Fault) -> str:
+        """Latency of the completed operations invoked during each episode of ``fault``,
+        and of all the others: what a fault that slows the cluster without breaking it
+        did to the clients."""
+        windows = self.fault_windows(fault)
+        during: list[list[float]] = [[] for _ in windows]
+        outside: list[float] = []
+        for op in self.history.ops:
+            if op.completed is None or op.client < 0:
+                continue
+            ms = (op.completed - op.invoked) * 1000
+            where = next((i for i, (a, b, _) in enumerate(windows) if a <= op.invoked < b), None)
+            (outside if where is None else during[where]).append(ms)
+
+        def pct(xs: list[float]) -> str:
+            if len(xs) < 2:
+                return f"{len(xs)} ops"
+            q = statistics.quantiles(xs, n=100, method="inclusive")
+            return f"{len(xs)} ops, p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms, max {max(xs):.0f} ms"
+
+        parts = [f"{what}: {pct(xs)}" for (_, _, what), xs in zip(windows, during, strict=True)]
+        return "; ".join([*parts, f"otherwise: {pct(outside)}"])
+
 
 def run_scenario(scenario: Scenario, root: Path) -> RunResult:
     """Run ``scenario`` with its data under ``root``; never raises for a failed check."""
     started = time.monotonic()
     tag = f"{scenario.name[:12]}-{random.getrandbits(24):06x}"
+    # Built before the partitioner, whose chain and cgroups only the finally below removes.
+    member_env = _slow_disk_env(root) if Fault.SLOW_DISK in scenario.faults else None
     partitioner = Partitioner(tag) if NETWORK_FAULTS.intersection(scenario.faults) else None
     cluster = LocalCluster(
         root,
@@ -95,6 +140,7 @@ def run_scenario(scenario: Scenario, root: Path) -> RunResult:
         extra=RAFT_FLAGS,
         cluster_name=tag,
         cgroup_parent=partitioner.cgroup_parent if partitioner else None,
+        member_env=member_env,
     )
     nemesis = Nemesis(cluster, partitioner)
     mount: Path | None = None
@@ -124,6 +170,13 @@ def run_scenario(scenario: Scenario, root: Path) -> RunResult:
         scenario, history, nemesis.log, log, streams, counts, failures,
         time.monotonic() - started,
     )  # fmt: skip
+
+
+def _slow_disk_env(root: Path) -> Callable[[str], dict[str, str]]:
+    """Every member gets the slow-fsync shim and a control file of its own, so the nemesis
+    can slow whichever member leads when the episode starts."""
+    library = build_shim(root / "slowfsync")
+    return lambda name: SlowDisk(library, root / f"slow-fsync-{name}").env
 
 
 async def _drive(
