@@ -124,17 +124,20 @@ class EtcdServer:
     async def _leader(self) -> int:
         return await self.node.wait_leader(self.config.election_timeout_ms / 1000 * 3)
 
-    async def _forward(self, request: internal_pb2.ForwardRequest, kind: type[R]) -> R:
-        """Send ``request`` to the leader (with the trace context) and parse its answer."""
+    async def _forward(self, op: internal_pb2.LeaderOp, kind: type[R]) -> R:
+        """Run ``op`` on the leader: here, or sent there (with the trace context)."""
         last: errors.EtcdError = errors.NO_LEADER
         for _ in range(FORWARD_ATTEMPTS):
             leader = await self._leader()
             if leader == self.member_id:
-                return await self._run_locally(request, kind)
+                response = await self._leader_op(op)
+                assert isinstance(response, kind)
+                return response
             stub = self.transport.stub(leader)
             if stub is None:
                 raise errors.NO_LEADER.with_leader(leader)
-            with tracing.tracer().start_as_current_span("forward") as span:
+            request = internal_pb2.ForwardRequest(leader_op=op)
+            with tracing.span("forward") as span:
                 span.set_attribute("kvstore.leader", f"{leader:x}")
                 try:
                     answer = await stub.Forward(
@@ -170,23 +173,29 @@ class EtcdServer:
         while self._clock() < deadline and self.node.leader in (old, NONE):
             await asyncio.sleep(0.02)
 
-    async def _run_locally(self, request: internal_pb2.ForwardRequest, kind: type[R]) -> R:
-        body = request.WhichOneof("body")
-        if body == "proposal":
-            result = await self.node.propose(request.proposal, REQUEST_TIMEOUT_S)
-            return unwrap(result, kind)
-        response = await self._leader_op(request.leader_op)
-        assert isinstance(response, kind)
-        return response
-
     async def replicate(self, request: internal_pb2.InternalRequest, kind: type[R]) -> R:
-        """Put ``request`` through Raft on the leader (here or forwarded)."""
+        """Put ``request`` through Raft from this member, leader or not.
+
+        A follower's proposal reaches the leader inside the Raft core's own messages, so a
+        write costs the leader no extra RPC; the answer comes from applying the entry here.
+        A proposal refused because no leader is known was never sent, so it is retried once
+        an election has given the cluster a leader.
+        """
         self._check_accepting()
-        return await self._forward(internal_pb2.ForwardRequest(proposal=request), kind)
+        for attempt in range(FORWARD_ATTEMPTS):
+            await self._leader()
+            try:
+                result = await self.node.propose(request, REQUEST_TIMEOUT_S)
+            except errors.EtcdError as exc:
+                if exc.message != errors.NO_LEADER.message or attempt == FORWARD_ATTEMPTS - 1:
+                    raise
+                continue
+            return unwrap(result, kind)
+        raise errors.NO_LEADER
 
     async def _on_leader(self, op: internal_pb2.LeaderOp, kind: type[R]) -> R:
         self._check_accepting()
-        return await self._forward(internal_pb2.ForwardRequest(leader_op=op), kind)
+        return await self._forward(op, kind)
 
     async def handle_forward(self, request: internal_pb2.ForwardRequest) -> bytes:
         """A request forwarded by another member; this member must be the leader."""

@@ -13,7 +13,10 @@ then handles every ``Ready`` in the order the core requires:
 4. ``advance()``.
 
 Proposals that arrive while a ``Ready`` is being persisted are appended together in the next
-one, so concurrent clients share one fsync (batching without a timer).
+one, so concurrent clients share one fsync (batching without a timer). A follower proposes
+too: the core forwards its proposals to the leader as messages on the peer stream (batched
+with everything else queued for the leader), and the follower answers its client once it
+applies the entry itself, exactly as it does for its own reads.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from kvstore.raft.types import (
     EntryType,
     Message,
     MessageType,
+    ReadState,
     Ready,
     StateType,
 )
@@ -110,7 +114,6 @@ class Node:
                 applied=self.applied,
                 check_quorum=True,
                 pre_vote=True,
-                disable_proposal_forwarding=True,
             ),
             storage,
         )
@@ -245,7 +248,7 @@ class Node:
 
         self._enqueue(op)
         self._metrics.proposals_pending.inc()
-        with tracing.tracer().start_as_current_span("raft.proposal") as span:
+        with tracing.span("raft.proposal") as span:
             span.set_attribute("kvstore.request_id", request_id)
             try:
                 return await asyncio.wait_for(asyncio.shield(fut), timeout)
@@ -259,15 +262,18 @@ class Node:
     async def read_index(self, timeout: float) -> None:
         """Return once a linearizable read may be served from the local state machine.
 
-        Concurrent callers share one ReadIndex round; a round that gets no answer (no
-        leader, lost message) is retried until ``timeout``.
+        Concurrent callers share one ReadIndex round, and a member has one round in flight
+        at a time: callers arriving meanwhile gather for the next, so under load a round
+        (a heartbeat to every follower) serves many reads, as etcd's read loop does. A round
+        that gets no answer (no leader, lost message) is retried until ``timeout``.
         """
         deadline = time.monotonic() + timeout
         retry = max(self._tick_interval * self._election_ticks, 0.05)
         while True:
             if self._read_batch is None:
                 self._read_batch = asyncio.get_running_loop().create_future()
-                self._enqueue(self._send_read_index)
+                if not self._reads_inflight:
+                    self._enqueue(self._send_read_index)
             fut = self._read_batch
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -281,6 +287,9 @@ class Node:
                 for ctx, pending in list(self._reads_inflight.items()):
                     if pending is fut:
                         del self._reads_inflight[ctx]
+                if self._read_batch is not None and not self._reads_inflight:
+                    # The lost round held back the batch gathered behind it.
+                    self._enqueue(self._send_read_index)
                 continue
         await self.wait_applied(index, max(0.0, deadline - time.monotonic()))
 
@@ -412,12 +421,18 @@ class Node:
                 self._apply(entry)
             self._metrics.backend_commit.observe(time.perf_counter() - started)
             self._metrics.proposals_applied.set(self.applied)
-        for rs in rd.read_states:
+        if rd.read_states:
+            self._answer_reads(rd.read_states)
+        self._release_applied_waiters()
+        self._maybe_snapshot()
+
+    def _answer_reads(self, read_states: tuple[ReadState, ...]) -> None:
+        for rs in read_states:
             fut = self._reads_inflight.pop(rs.request_ctx, None)
             if fut is not None and not fut.done():
                 fut.set_result(rs.index)
-        self._release_applied_waiters()
-        self._maybe_snapshot()
+        if self._read_batch is not None and not self._reads_inflight:
+            self._inbox.append(self._send_read_index)  # stepped after advance()
 
     def _on_soft_state(self, lead: int, state: StateType) -> None:
         old = self.leader
@@ -426,6 +441,8 @@ class Node:
         self._metrics.has_leader.set(1 if lead != NONE else 0)
         self._metrics.is_leader.set(1 if state == StateType.LEADER else 0)
         if lead != old:
+            if old != NONE:
+                self._fail_proposals_in_flight()
             if lead != NONE:
                 self._metrics.leader_changes.inc()
                 for fut in self._leader_waiters:
@@ -434,6 +451,15 @@ class Node:
                 self._leader_waiters.clear()
             log.info("leader is now %x (was %x)", lead, old, extra={"role": state.name})
             self.on_leader_change(old, lead)
+
+    def _fail_proposals_in_flight(self) -> None:
+        """The leader is gone: proposals waiting here may be lost with it (a follower's
+        travel to the leader as messages that nobody acknowledges) or may still commit under
+        the next leader. Their callers learn now, not at their timeout, that the outcome is
+        unknown, which is the answer etcd gives for such a request."""
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(errors.TIMEOUT_LEADER_FAIL)
 
     def _restore(self, rd: Ready) -> None:
         assert rd.snapshot is not None
@@ -452,8 +478,7 @@ class Node:
             self._apply_conf_change(entry)
         elif entry.data:
             request = internal_pb2.InternalRequest.FromString(entry.data)
-            parent = tracing.context_from_traceparent(request.traceparent)
-            with tracing.tracer().start_as_current_span("raft.apply", context=parent) as span:
+            with tracing.entry_span("raft.apply", request.traceparent) as span:
                 span.set_attribute("kvstore.member_id", f"{self.member_id:x}")
                 span.set_attribute("raft.index", entry.index)
                 result = self._sm.apply(request, entry.index, entry.term)

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 import grpc
-from opentelemetry.trace import SpanKind
 
 from kvstore.api.gen.kvstorepb import internal_pb2, internal_pb2_grpc
 from kvstore.raft.codec import decode_message
@@ -79,10 +78,7 @@ class PeerService(internal_pb2_grpc.PeerServicer):
         self, request: internal_pb2.ForwardRequest, context: Ctx
     ) -> internal_pb2.ForwardResponse:
         """Run a request forwarded by a follower, inside the caller's trace."""
-        parent = tracing.context_from_metadata(context.invocation_metadata())
-        with tracing.tracer().start_as_current_span(
-            "peer/Forward", context=parent, kind=SpanKind.SERVER
-        ):
+        with tracing.server_span("peer/Forward", context.invocation_metadata()):
             try:
                 data = await self._s.handle_forward(request)
             except errors.EtcdError as exc:

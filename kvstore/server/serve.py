@@ -7,6 +7,8 @@ import logging
 import signal
 import sys
 
+import uvloop
+
 from kvstore.server import logs, tracing
 from kvstore.server.config import ServerConfig
 from kvstore.server.member import Member, StartupError
@@ -43,7 +45,9 @@ def run(config: ServerConfig) -> int:
     logs.configure(config.name, config.log_level)
     tracing.configure(config.name)
     try:
-        return asyncio.run(serve(config))
+        # uvloop: the member's one event loop carries gRPC, Raft and the log; libuv's
+        # loop costs less per callback than the standard one.
+        return uvloop.run(serve(config))
     except KeyboardInterrupt:
         return 0
     finally:

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
-from opentelemetry.trace import SpanKind
 
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.server import errors, snapshot_file, tracing
@@ -64,11 +63,8 @@ class Observer:
         m.grpc_started.labels(grpc_type, service, method).inc()
         started = time.perf_counter()
         code = grpc.StatusCode.OK
-        parent = tracing.context_from_metadata(context.invocation_metadata())
         try:
-            with tracing.tracer().start_as_current_span(
-                f"{service}/{method}", context=parent, kind=SpanKind.SERVER
-            ):
+            with tracing.server_span(f"{service}/{method}", context.invocation_metadata()):
                 try:
                     return await call()
                 except errors.EtcdError as exc:
