@@ -467,10 +467,18 @@ class EtcdServer:
         return rpc_pb2.MoveLeaderResponse(header=self.header())
 
     async def transfer_leadership(self, target: int, timeout: float) -> None:
-        """Ask the core to hand leadership to ``target`` and wait for it to happen."""
+        """Ask the core to hand leadership to ``target`` and wait until it happens, the
+        core abandons it (the target did not take over within an election timeout: it may
+        be stopping too) or ``timeout`` passes."""
         self.node.transfer_leader(target)
         deadline = self._clock() + timeout
+        begun = False
         while self._clock() < deadline and self.node.leader in (self.member_id, NONE):
+            transferee = self.node.raw_status().lead_transferee
+            if transferee == target:
+                begun = True
+            elif begun and self.node.leader == self.member_id:
+                return
             await asyncio.sleep(0.02)
 
     def best_transferee(self) -> int:

@@ -30,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kvstore.api.gen.kvstorepb import internal_pb2
 from kvstore.raft import RawNode, Status
@@ -57,9 +58,18 @@ from kvstore.storage.disk_storage import DiskStorage
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 SNAPSHOT_CATCH_UP_ENTRIES = 5_000
 """Entries kept in the log after a snapshot (at most ``--snapshot-count``), so slightly
 lagging followers need no snapshot."""
+
+
+def _fail(fut: asyncio.Future[_T], exc: BaseException) -> None:
+    """Fail a waiter's future. Its caller may have given up already (a timed-out wait on a
+    shielded future), so the exception is marked as seen: nobody is left to be told."""
+    fut.set_exception(exc)
+    fut.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +167,13 @@ class Node:
             if not fut.done():
                 # Proposed but not applied here: it may still commit, so the outcome is
                 # unknown ("server stopped" would tell clients it is safe to resend).
-                fut.set_exception(errors.TIMEOUT)
+                _fail(fut, errors.TIMEOUT)
         self._waiters.clear()
         for pending in [*self._reads_inflight.values(), *self._leader_waiters]:
             if not pending.done():
-                pending.set_exception(errors.STOPPED)
+                _fail(pending, errors.STOPPED)
         if self._read_batch is not None and not self._read_batch.done():
-            self._read_batch.set_exception(errors.STOPPED)
+            _fail(self._read_batch, errors.STOPPED)
         try:
             await asyncio.to_thread(self._storage.sync)
         except OSError as exc:
@@ -244,7 +254,7 @@ class Node:
             except ProposalDropped:
                 self._metrics.proposals_failed.inc()
                 self._waiters.pop(request_id, None)
-                fut.set_exception(errors.NO_LEADER.with_leader(self.leader))
+                _fail(fut, errors.NO_LEADER.with_leader(self.leader))
 
         self._enqueue(op)
         self._metrics.proposals_pending.inc()
@@ -459,7 +469,7 @@ class Node:
         unknown, which is the answer etcd gives for such a request."""
         for fut in self._waiters.values():
             if not fut.done():
-                fut.set_exception(errors.TIMEOUT_LEADER_FAIL)
+                _fail(fut, errors.TIMEOUT_LEADER_FAIL)
 
     def _restore(self, rd: Ready) -> None:
         assert rd.snapshot is not None
