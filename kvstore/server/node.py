@@ -36,7 +36,7 @@ from kvstore.api.gen.kvstorepb import internal_pb2
 from kvstore.raft import RawNode, Status
 from kvstore.raft.codec import decode_conf_change, encode_conf_change
 from kvstore.raft.config import RaftConfig
-from kvstore.raft.errors import ProposalDropped, RaftError
+from kvstore.raft.errors import ProposalDropped, RaftError, SnapshotOutOfDateError
 from kvstore.raft.types import (
     NONE,
     ConfChange,
@@ -48,11 +48,12 @@ from kvstore.raft.types import (
     MessageType,
     ReadState,
     Ready,
+    Snapshot,
     StateType,
 )
 from kvstore.server import errors, logs, tracing
 from kvstore.server.metrics import Metrics
-from kvstore.server.statemachine import ApplyResult, StateMachine
+from kvstore.server.statemachine import ApplyResult, StateEncoder, StateMachine
 from kvstore.server.transport import Transport
 from kvstore.storage.disk_storage import DiskStorage
 
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+SNAPSHOT_SLICE_KEYS = 2_000
+"""Keys a snapshot encodes before it lets other work run (a few milliseconds)."""
 SNAPSHOT_CATCH_UP_ENTRIES = 5_000
 """Entries kept in the log after a snapshot (at most ``--snapshot-count``), so slightly
 lagging followers need no snapshot."""
@@ -141,6 +144,8 @@ class Node:
             (int(time.time() * 1000) & 0xFFFFFFFF) << 16
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._snapshot_job: asyncio.Task[None] | None = None
+        self._written_snapshot: Snapshot | None = None
         self._stopped = False
         self.on_leader_change: Callable[[int, int], None] = lambda _old, _new: None
         self.on_removed: Callable[[], None] = lambda: None
@@ -159,7 +164,7 @@ class Node:
         """Stop driving the core, fail waiters and sync the log."""
         self._stopped = True
         self._wake.set()
-        for task in self._tasks:
+        for task in [*self._tasks, *([self._snapshot_job] if self._snapshot_job else [])]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -382,6 +387,8 @@ class Node:
 
     async def _drain(self) -> None:
         while True:
+            if self._written_snapshot is not None:
+                await self._commit_snapshot(self._written_snapshot)
             while self._inbox:
                 op = self._inbox.popleft()
                 try:
@@ -553,23 +560,76 @@ class Node:
             if not fut.done():
                 fut.set_result(None)
 
-    def _maybe_snapshot(self, force: bool = False) -> None:
-        if self.applied <= self._snapshot_index:
+    def _maybe_snapshot(self) -> None:
+        """Start writing a snapshot once ``--snapshot-count`` entries were applied since the
+        last one. It is encoded a slice at a time between other work and written by a
+        worker thread, so neither the event loop nor the log waits for it."""
+        if self._snapshot_job is not None or self._written_snapshot is not None:
             return
-        if not force and self.applied - self._snapshot_index < self._snapshot_count:
+        if self.applied - self._snapshot_index < self._snapshot_count:
+            return
+        index, term = self.applied, self._storage.term(self.applied)
+        encoder = self._sm.snapshot_encoder()
+        self._snapshot_job = asyncio.get_running_loop().create_task(
+            self._write_snapshot(encoder, index, term, self.conf_state)
+        )
+
+    async def _write_snapshot(
+        self, encoder: StateEncoder, index: int, term: int, conf_state: ConfState
+    ) -> None:
+        try:
+            while not encoder.encode(SNAPSHOT_SLICE_KEYS):
+                await asyncio.sleep(0)
+            encoder.close()
+
+            def assemble_and_write() -> Snapshot:
+                data = encoder.assemble()
+                return self._storage.write_snapshot(index, term, conf_state, data)
+
+            snap = await asyncio.to_thread(assemble_and_write)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("writing the snapshot at index %d failed; stopping this member", index)
+            self._stopped = True
+            self.on_failed()
+            return
+        finally:
+            encoder.close()
+            self._snapshot_job = None
+        self._written_snapshot = snap
+        self._wake.set()
+
+    async def _commit_snapshot(self, snap: Snapshot) -> None:
+        """Make a written snapshot current and drop the log it covers (on the Raft loop,
+        between two Readys, where the log is not being written)."""
+        self._written_snapshot = None
+        index = snap.metadata.index
+        try:
+            await asyncio.to_thread(self._storage.commit_snapshot, snap)
+        except SnapshotOutOfDateError:
+            return  # a newer snapshot became current while this one was written
+        self._snapshot_index = index
+        self._compact_log(index, min(SNAPSHOT_CATCH_UP_ENTRIES, self._snapshot_count))
+
+    def _compact_log(self, index: int, keep: int) -> None:
+        compact_to = index - keep
+        if compact_to >= self._storage.first_index():
+            self._storage.compact(compact_to)
+        log.info("snapshot at index %d, log compacted to %d", index, compact_to)
+
+    def _snapshot_now(self) -> None:
+        if self.applied <= self._snapshot_index:
             return
         snap = self._storage.create_snapshot(self.applied, self.conf_state, self._sm.snapshot())
         self._snapshot_index = snap.metadata.index
-        keep = 0 if force else min(SNAPSHOT_CATCH_UP_ENTRIES, self._snapshot_count)
-        compact_to = self.applied - keep
-        if compact_to >= self._storage.first_index():
-            self._storage.compact(compact_to)
-        log.info("snapshot at index %d, log compacted to %d", self.applied, compact_to)
+        self._compact_log(self._snapshot_index, 0)
 
     def force_snapshot(self) -> None:
         """Snapshot now and drop the whole log, so a member added next receives a snapshot
-        (the log alone would not tell it the bootstrap membership)."""
-        self._enqueue(lambda: self._maybe_snapshot(force=True))
+        (the log alone would not tell it the bootstrap membership). Done in line, before
+        the membership change queued after it: rare enough to pay for its pause."""
+        self._enqueue(self._snapshot_now)
 
     def encode_conf_change(self, cc: ConfChange) -> bytes:
         """The codec's encoding of ``cc`` (for logging and size checks)."""

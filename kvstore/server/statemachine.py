@@ -31,7 +31,7 @@ from kvstore.storage.errors import (
     LeaseNotFoundError,
     MvccError,
 )
-from kvstore.storage.mvcc import MvccStore
+from kvstore.storage.mvcc import MvccStore, SnapshotEncoder
 
 NOSPACE = rpc_pb2.AlarmType.Value("NOSPACE")
 
@@ -295,12 +295,19 @@ class StateMachine:
 
     def snapshot(self) -> bytes:
         """The whole replicated state as bytes (the data of a Raft snapshot)."""
-        state = internal_pb2.ServerState(mvcc=self.kv.snapshot())
+        encoder = self.snapshot_encoder()
+        while not encoder.encode(1 << 30):
+            pass
+        return encoder.finish()
+
+    def snapshot_encoder(self) -> StateEncoder:
+        """An encoder of the state as it is now, which later applies do not disturb."""
+        state = internal_pb2.ServerState()
         state.members.extend(self.members[i] for i in sorted(self.members))
         state.removed_members.extend(sorted(self.removed))
         for member_id, alarm in sorted(self.alarms):
             state.alarms.add(memberID=member_id, alarm=alarm)
-        return state.SerializeToString()
+        return StateEncoder(state, SnapshotEncoder(self.kv))
 
     def restore(self, data: bytes) -> None:
         """Replace the replicated state by a snapshot's."""
@@ -316,6 +323,34 @@ class StateMachine:
         self.hub.resync(self.kv.revision, self.kv.compact_revision)
         if self.leases.is_primary:
             self.leases.promote([(lease.id, lease.ttl) for lease in self.kv.leases()], 0.0)
+
+
+class StateEncoder:
+    """The data of a Raft snapshot, encoded a slice of keys at a time (see
+    :class:`~kvstore.storage.mvcc.SnapshotEncoder`); the member table and alarms are copied
+    when it is made."""
+
+    def __init__(self, state: internal_pb2.ServerState, kv: SnapshotEncoder) -> None:
+        self._state = state
+        self._kv = kv
+
+    def encode(self, max_keys: int) -> bool:
+        """Encode up to ``max_keys`` more keys; True once all are."""
+        return self._kv.encode(max_keys)
+
+    def finish(self) -> bytes:
+        """The snapshot data (once :meth:`encode` returned True)."""
+        self.close()
+        return self.assemble()
+
+    def close(self) -> None:
+        """Release the state machine (idempotent): on the thread that applies."""
+        self._kv.close()
+
+    def assemble(self) -> bytes:
+        """The snapshot data, after :meth:`close`; safe in a worker thread."""
+        self._state.mvcc = self._kv.assemble()
+        return self._state.SerializeToString()
 
 
 def member_pb(info: internal_pb2.MemberInfo) -> rpc_pb2.Member:

@@ -17,7 +17,8 @@ Because step 3 starts after step 2 returned, a vote (or an append acknowledgemen
 never leave the node before the hard state (or entries) it depends on is on disk: a crash
 at any point either loses the message too, or finds the vote on restart.
 
-Not thread-safe: one driver thread owns it (the WAL underneath is thread-safe).
+Not thread-safe: one driver thread owns it (the WAL underneath is thread-safe), except
+:meth:`DiskStorage.write_snapshot`, which may run beside it.
 """
 
 from __future__ import annotations
@@ -223,16 +224,35 @@ class DiskStorage:
         """
         if index <= self._snapshot.metadata.index:
             raise SnapshotOutOfDateError(f"snapshot at {index} is not newer")
-        if index > self.last_index():
-            raise UnavailableError(f"snapshot index {index} is beyond the last index")
-        term = self._ents[index - self._ents[0].index].term
+        snap = self.write_snapshot(index, self.term(index), conf_state, data)
+        self.commit_snapshot(snap)
+        return snap
+
+    def write_snapshot(self, index: int, term: int, conf_state: ConfState, data: bytes) -> Snapshot:
+        """The first half of :meth:`create_snapshot`: the snapshot file alone (atomic,
+        synced). Safe in another thread while the driver goes on saving entries, so a big
+        snapshot does not hold up the log; :meth:`commit_snapshot` then makes it current.
+        A crash in between leaves a file that recovery may use (it holds committed state).
+        """
         snap = Snapshot(SnapshotMetadata(index, term, conf_state), data)
         self._snapshotter.save(snap)
-        self._wal.append_snapshot(index, term, reset=False)
+        return snap
+
+    def commit_snapshot(self, snap: Snapshot) -> None:
+        """Log a snapshot written by :meth:`write_snapshot` (synced) and delete the WAL
+        segments it covers. Raises SnapshotOutOfDateError if a newer one became current
+        meanwhile (a leader's snapshot was applied while this one was being written)."""
+        md = snap.metadata
+        if md.index <= self._snapshot.metadata.index:
+            raise SnapshotOutOfDateError(
+                f"snapshot at {md.index} is not newer than {self._snapshot.metadata.index}"
+            )
+        if md.index > self.last_index():
+            raise UnavailableError(f"snapshot index {md.index} is beyond the last index")
+        self._wal.append_snapshot(md.index, md.term, reset=False)
         self._wal.sync()
         self._snapshot = snap
-        self._wal.release_to(index)
-        return snap
+        self._wal.release_to(md.index)
 
     def compact(self, compact_index: int) -> None:
         """Drop the in-memory entries up to ``compact_index``.

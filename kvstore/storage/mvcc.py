@@ -147,6 +147,10 @@ class MvccStore:
         self._dirty: set[bytes] = set()
         self._size = 0
         self._live_keys = 0
+        self._encoders = 0
+        """Snapshot encoders open on this state: while any is, compaction only moves the
+        compact revision and leaves the versions in place for them to read."""
+        self._deferred_trim = 0
         self.applied_index = 0
         """The Raft index of the last entry applied (set by :meth:`apply`; in snapshots)."""
 
@@ -233,6 +237,14 @@ class MvccStore:
         if revision > self._rev:
             raise FutureRevisionError(revision, self._rev)
         self._compact_rev = revision
+        if self._encoders:
+            self._deferred_trim = revision
+            return
+        self._trim(revision)
+
+    def _trim(self, revision: int) -> None:
+        """Drop the versions a compaction at ``revision`` made unreadable. Trimming once at
+        the newest of several compactions drops exactly what trimming at each would."""
         still: set[bytes] = set()
         for key in self._dirty:
             hist = self._index[key]
@@ -467,34 +479,20 @@ class MvccStore:
         return h, rev
 
     def snapshot(self) -> bytes:
-        """The whole state as bytes (see :meth:`restore`). Layout, little-endian::
+        """The whole state as bytes (see :meth:`restore` and :class:`SnapshotEncoder`)."""
+        encoder = SnapshotEncoder(self)
+        while not encoder.encode(1 << 30):
+            pass
+        return encoder.finish()
 
-        "KVMVCC" | version u8 | revision i64 | compact revision i64 | applied index i64
-        | n_leases u32, (id i64, ttl i64)... | n_keys u32, per key: key (u32 len + bytes),
-          n_versions u32, (mod, sub, create, version, lease: i64; value: u32 len + bytes)...
-        | crc32 u32 of everything before
-        """
-        w = Writer()
-        w.buf += SNAPSHOT_MAGIC
-        w.u8(SNAPSHOT_VERSION)
-        w.i64(self._rev)
-        w.i64(self._compact_rev)
-        w.i64(self.applied_index)
-        w.u32(len(self._leases))
-        for lease_id, lease in sorted(self._leases.items()):
-            w.i64(lease_id)
-            w.i64(lease.ttl)
-        w.u32(len(self._keys))
-        pack = struct.Struct("<qqqqqI").pack
-        buf = w.buf
-        for key in self._keys:
-            hist = self._index[key]
-            w.blob(key)
-            w.u32(len(hist))
-            for r in hist:
-                buf += pack(r.mod, r.sub, r.create, r.version, r.lease, len(r.value))
-                buf += r.value
-        return bytes(buf) + struct.pack("<I", zlib.crc32(buf))
+    def _open_encoder(self) -> None:
+        self._encoders += 1
+
+    def _close_encoder(self) -> None:
+        self._encoders -= 1
+        if not self._encoders and self._deferred_trim:
+            revision, self._deferred_trim = self._deferred_trim, 0
+            self._trim(revision)
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state by a :meth:`snapshot`'s bytes. Raises
@@ -531,10 +529,100 @@ class MvccStore:
             if last.version and last.lease:
                 fresh._leases.setdefault(last.lease, _Lease(0)).keys.add(key)
         r.done()
+        # An open encoder keeps reading the replaced state, which nothing changes any more;
+        # a trim deferred for it belonged to that state.
+        self._deferred_trim = 0
         self._index, self._keys, self._leases = fresh._index, fresh._keys, fresh._leases
         self._rev, self._compact_rev = fresh._rev, fresh._compact_rev
         self._dirty, self._size, self.applied_index = fresh._dirty, fresh._size, fresh.applied_index
         self._live_keys = sum(1 for hist in self._index.values() if hist[-1].version)
+
+
+class SnapshotEncoder:
+    """Encodes the store as it is when the encoder is made, a slice of keys at a time, so
+    a member can snapshot millions of keys between other work without stopping.
+
+    It can: versions are only ever appended (each with a new revision), so the state at
+    revision R is every version with ``mod <= R``; compactions leave versions in place
+    while an encoder is open (:meth:`MvccStore.compact`); a restore swaps in new objects and
+    leaves the old ones to the encoder. Leases are copied when it is made.
+
+    Layout, little-endian::
+
+        "KVMVCC" | version u8 | revision i64 | compact revision i64 | applied index i64
+        | n_leases u32, (id i64, ttl i64)... | n_keys u32, per key: key (u32 len + bytes),
+          n_versions u32, (mod, sub, create, version, lease: i64; value: u32 len + bytes)...
+        | crc32 u32 of everything before
+    """
+
+    def __init__(self, store: MvccStore) -> None:
+        self._store = store
+        self._revision = store._rev
+        head = Writer()
+        head.buf += SNAPSHOT_MAGIC
+        head.u8(SNAPSHOT_VERSION)
+        head.i64(store._rev)
+        head.i64(store._compact_rev)
+        head.i64(store.applied_index)
+        head.u32(len(store._leases))
+        for lease_id, lease in sorted(store._leases.items()):
+            head.i64(lease_id)
+            head.i64(lease.ttl)
+        self._head = head.buf
+        self._keys = list(store._keys)
+        self._index = store._index
+        self._pos = 0
+        self._written = 0
+        self._body = bytearray()
+        self._open = True
+        store._open_encoder()
+
+    def encode(self, max_keys: int) -> bool:
+        """Encode up to ``max_keys`` more keys; True once every key is encoded."""
+        rev, index, buf = self._revision, self._index, self._body
+        pack = _VERSION_STRUCT.pack
+        u32 = _U32_STRUCT.pack
+        end = min(self._pos + max_keys, len(self._keys))
+        for key in self._keys[self._pos : end]:
+            hist = index[key]
+            if hist[-1].mod > rev:
+                hist = hist[: bisect_right(hist, rev, key=_mod)]
+                if not hist:
+                    continue
+            buf += u32(len(key))
+            buf += key
+            buf += u32(len(hist))
+            for r in hist:
+                buf += pack(r.mod, r.sub, r.create, r.version, r.lease, len(r.value))
+                buf += r.value
+            self._written += 1
+        self._pos = end
+        return end == len(self._keys)
+
+    def finish(self) -> bytes:
+        """The encoded snapshot (call once :meth:`encode` returned True)."""
+        self.close()
+        return self.assemble()
+
+    def assemble(self) -> bytes:
+        """The encoded snapshot, once every key is encoded and the encoder closed. Touches
+        only the encoder's own buffers, so a worker thread may do this costly part (a
+        checksum and one copy of the whole state) while the store goes on changing."""
+        if self._pos != len(self._keys) or self._open:
+            raise RuntimeError("snapshot encoder assembled before it was done and closed")
+        head = bytes(self._head + _U32_STRUCT.pack(self._written))
+        crc = zlib.crc32(self._body, zlib.crc32(head))
+        return b"".join((head, self._body, _U32_STRUCT.pack(crc)))
+
+    def close(self) -> None:
+        """Release the store (idempotent): deferred compactions run."""
+        if self._open:
+            self._open = False
+            self._store._close_encoder()
+
+
+_VERSION_STRUCT = struct.Struct("<qqqqqI")
+_U32_STRUCT = struct.Struct("<I")
 
 
 _SORT_KEYS = {

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -96,6 +97,7 @@ class Snapshotter:
         self.directory = Path(directory)
         ensure_dir(self.directory)
         self._keep = keep
+        self._lock = threading.Lock()
         for tmp in self.directory.glob("*.snap.tmp"):
             tmp.unlink()
 
@@ -107,8 +109,10 @@ class Snapshotter:
         """Write ``snap`` durably (atomic create), then delete all but the newest ``keep``
         files. Returns the new file's path."""
         path = self.directory / snapshot_name(snap.metadata.index, snap.metadata.term)
-        write_file_atomically(path, encode_snapshot(snap))
-        self._purge()
+        data = encode_snapshot(snap)
+        with self._lock:  # a member's own snapshot and a leader's may be saved at once
+            write_file_atomically(path, data)
+            self._purge()
         return path
 
     def load_newest(self) -> Snapshot | None:
