@@ -97,6 +97,10 @@ class Raft:
         self.lead_transferee = NONE
         self.bcast_pending = False
         """Leader: appends to every follower are due before the next Ready."""
+        self.read_beat_pending = False
+        """Leader: a heartbeat round for new ReadIndex requests is due before the next Ready."""
+        self.read_beat_ctx = b""
+        """Leader: the ReadIndex context of the last heartbeat round."""
         self.pending_conf_index = 0
         """Leader: index of the last conf change (or of the first entry of its term) that
         must be applied before another conf change may be proposed."""
@@ -164,6 +168,7 @@ class Raft:
         self._reset_randomized_election_timeout()
         self.lead_transferee = NONE
         self.bcast_pending = False
+        self.read_beat_pending = False
         self.trk.reset_votes()
         last = self.raft_log.last_index()
         for nid, pr in list(self.trk.progress.items()):
@@ -389,7 +394,7 @@ class Raft:
     def _step_leader(self, m: Message) -> None:
         t = m.type
         if t == _MT.LOCAL_BEAT:
-            self._bcast_heartbeat(self.read_only.last_pending_ctx())
+            self._bcast_read_heartbeat()
         elif t == _MT.LOCAL_CHECK_QUORUM:
             self._check_quorum_active()
         elif t == _MT.LOCAL_PROP:
@@ -567,7 +572,9 @@ class Raft:
             return
         self.read_only.add_request(committed, m)
         self.read_only.recv_ack(self.id, m.context)
-        self._bcast_heartbeat(m.context)
+        # One heartbeat round, sent in flush(), confirms every request that arrived before
+        # it (ReadOnly.advance), so requests arriving together share it.
+        self.read_beat_pending = True
 
     def _respond_read_index(self, req: Message, index: int) -> None:
         if req.from_ in (NONE, self.id):
@@ -656,9 +663,16 @@ class Raft:
         self.bcast_pending = True
 
     def flush(self) -> None:
-        """Send the appends scheduled by :meth:`_bcast_append`: one carrying the new entries
-        (or just the commit index), then more while the follower's window allows
-        (pipelining)."""
+        """Send what was scheduled since the last Ready: the appends of
+        :meth:`_bcast_append` (one carrying the new entries or just the commit index, then
+        more while the follower's window allows: pipelining), and one heartbeat round for
+        the ReadIndex requests that arrived meanwhile."""
+        if (
+            self.read_beat_pending
+            and self.state == StateType.LEADER
+            and self.read_beat_ctx not in self.read_only.pending
+        ):
+            self._bcast_read_heartbeat()
         if not self.bcast_pending:
             return
         self.bcast_pending = False
@@ -669,6 +683,14 @@ class Raft:
                 self._send_append(nid)
                 while self._maybe_send_append(nid, send_if_empty=False):
                     pass
+
+    def _bcast_read_heartbeat(self) -> None:
+        """A heartbeat round carrying the newest pending ReadIndex context. One round is in
+        flight at a time: requests arriving meanwhile wait for its answers and share the
+        next (the periodic heartbeat re-sends the newest context should a round be lost)."""
+        self.read_beat_pending = False
+        self.read_beat_ctx = self.read_only.last_pending_ctx()
+        self._bcast_heartbeat(self.read_beat_ctx)
 
     def _bcast_heartbeat(self, ctx: bytes) -> None:
         committed = self.raft_log.committed

@@ -306,10 +306,32 @@ def test_read_index_on_the_leader_waits_for_a_heartbeat_quorum() -> None:
     c.heal()
     c[1].node.read_index(b"ctx-2")
     c.settle()
+    # One read round is in flight at a time, and ctx-1's never came back: ctx-2 waits for
+    # the next periodic heartbeat, which carries the newest context and answers both.
+    assert c[1].read_states == []
+    c.tick(1)
+    c.settle()
     assert [(rs.index, rs.request_ctx) for rs in c[1].read_states] == [
         (committed, b"ctx-1"),
         (committed, b"ctx-2"),
     ]
+
+
+def test_read_index_requests_arriving_during_a_round_share_the_next_one() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    c[1].node.propose(b"w")
+    c.settle()
+    c.sent.clear()
+    c[1].node.read_index(b"first")
+    c.process(1)  # the first round goes out
+    for ctx in (b"second", b"third", b"fourth"):
+        c[1].node.read_index(ctx)
+        c.process(1)  # while the first round is out, no other starts
+    c.settle()
+    rounds = [m.context for m in c.sent_of(MessageType.HEARTBEAT) if m.to == 2]
+    assert rounds == [b"first", b"fourth"], "one round for the three that waited"
+    assert [rs.request_ctx for rs in c[1].read_states] == [b"first", b"second", b"third", b"fourth"]
 
 
 def test_read_index_on_a_follower_is_forwarded_to_the_leader() -> None:
