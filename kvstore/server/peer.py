@@ -78,7 +78,7 @@ class PeerService(internal_pb2_grpc.PeerServicer):
         self, request: internal_pb2.ForwardRequest, context: Ctx
     ) -> internal_pb2.ForwardResponse:
         """Run a request forwarded by a follower, inside the caller's trace."""
-        with tracing.server_span("peer/Forward", context.invocation_metadata()):
+        with tracing.server_span("peer/Forward", context.invocation_metadata):
             try:
                 data = await self._s.handle_forward(request)
             except errors.EtcdError as exc:

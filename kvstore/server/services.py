@@ -41,14 +41,34 @@ class Observer:
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        # Labelled children looked up once per method (and code), not on every call.
+        self._started: dict[tuple[str, str, str], Any] = {}
+        self._handling: dict[tuple[str, str, str], Any] = {}
+        self._handled: dict[tuple[str, str, str, grpc.StatusCode], Any] = {}
 
     def started(self, grpc_type: str, service: str, method: str) -> None:
-        """Count a call that does not go through :meth:`unary` (server streams)."""
-        self._metrics.grpc_started.labels(grpc_type, service, method).inc()
+        """Count the start of a call (:meth:`unary` does it for unary calls)."""
+        key = (grpc_type, service, method)
+        child = self._started.get(key)
+        if child is None:
+            child = self._started[key] = self._metrics.grpc_started.labels(*key)
+        child.inc()
 
     def handled(self, grpc_type: str, service: str, method: str, code: grpc.StatusCode) -> None:
-        """Count the end of such a call."""
-        self._metrics.grpc_handled.labels(grpc_type, service, method, code_name(code)).inc()
+        """Count the end of a call."""
+        key = (grpc_type, service, method, code)
+        child = self._handled.get(key)
+        if child is None:
+            labels = (grpc_type, service, method, code_name(code))
+            child = self._handled[key] = self._metrics.grpc_handled.labels(*labels)
+        child.inc()
+
+    def _observe_handling(self, grpc_type: str, service: str, method: str, seconds: float) -> None:
+        key = (grpc_type, service, method)
+        child = self._handling.get(key)
+        if child is None:
+            child = self._handling[key] = self._metrics.grpc_handling.labels(*key)
+        child.observe(seconds)
 
     async def unary(
         self,
@@ -59,12 +79,11 @@ class Observer:
         grpc_type: str = "unary",
     ) -> T:
         """Run ``call`` as the handler of ``service/method``."""
-        m = self._metrics
-        m.grpc_started.labels(grpc_type, service, method).inc()
+        self.started(grpc_type, service, method)
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
-            with tracing.server_span(f"{service}/{method}", context.invocation_metadata()):
+            with tracing.server_span(f"{service}/{method}", context.invocation_metadata):
                 try:
                     return await call()
                 except errors.EtcdError as exc:
@@ -77,10 +96,8 @@ class Observer:
             code = grpc.StatusCode.CANCELLED
             raise
         finally:
-            m.grpc_handled.labels(grpc_type, service, method, code_name(code)).inc()
-            m.grpc_handling.labels(grpc_type, service, method).observe(
-                time.perf_counter() - started
-            )
+            self.handled(grpc_type, service, method, code)
+            self._observe_handling(grpc_type, service, method, time.perf_counter() - started)
 
 
 _KV = "etcdserverpb.KV"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any
 
@@ -98,11 +98,14 @@ def span(
     return tracer().start_as_current_span(name, context=context, kind=kind)
 
 
-def server_span(name: str, metadata: Iterable[Any] | None) -> ContextManager[trace.Span]:
-    """The span of an incoming RPC, joined to the caller's trace from its metadata."""
+def server_span(
+    name: str, metadata: Callable[[], Iterable[Any] | None]
+) -> ContextManager[trace.Span]:
+    """The span of an incoming RPC, joined to the caller's trace from its metadata
+    (``context.invocation_metadata``, called only when tracing is on)."""
     if not _state.active:
         return _NO_SPAN
-    return span(name, context_from_metadata(metadata), trace.SpanKind.SERVER)
+    return span(name, context_from_metadata(metadata()), trace.SpanKind.SERVER)
 
 
 def entry_span(name: str, traceparent: str) -> ContextManager[trace.Span]:
