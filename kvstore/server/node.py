@@ -266,7 +266,8 @@ class Node:
         with tracing.span("raft.proposal") as span:
             span.set_attribute("kvstore.request_id", request_id)
             try:
-                return await asyncio.wait_for(asyncio.shield(fut), timeout)
+                async with asyncio.timeout(timeout):
+                    return await asyncio.shield(fut)
             except TimeoutError:
                 self._metrics.proposals_failed.inc()
                 raise errors.TIMEOUT from None
@@ -294,7 +295,8 @@ class Node:
             if remaining <= 0:
                 raise errors.NO_LEADER if self.leader == NONE else errors.TIMEOUT
             try:
-                index = await asyncio.wait_for(asyncio.shield(fut), min(retry, remaining))
+                async with asyncio.timeout(min(retry, remaining)):
+                    index = await asyncio.shield(fut)
                 break
             except TimeoutError:
                 if self._read_batch is fut:
@@ -329,7 +331,8 @@ class Node:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._applied_waiters, (index, next(self._applied_seq), fut))
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                await fut
         except TimeoutError:
             raise errors.TIMEOUT from None
 
@@ -340,7 +343,8 @@ class Node:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._leader_waiters.append(fut)
         try:
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                return await fut
         except TimeoutError:
             raise errors.NO_LEADER from None
 

@@ -151,7 +151,8 @@ class Transport:
         try:
             if stream is None or stream.done():
                 stream = peer.stub.StepStream(metadata=(self._cluster_metadata,))  # type: ignore[call-arg]
-            await asyncio.wait_for(stream.write(request), _STEP_TIMEOUT_S)
+            async with asyncio.timeout(_STEP_TIMEOUT_S):  # no task per write, as wait_for makes
+                await stream.write(request)
             return stream
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError) as exc:
             log.debug("stream to %x broke: %s", peer.member_id, exc)
