@@ -2,8 +2,9 @@
 
 The core only *reads* storage (``LogStorage``); the driver writes to its implementation after
 each ``Ready`` (append entries, set hard state, apply a snapshot, compact). ``MemoryStorage``
-is that implementation for tests and simulations; the server uses the durable one in
-``kvstore.storage``. Both report the same conditions with the errors named below.
+is that implementation for tests and simulations; the server's durable one in
+``kvstore.storage`` keeps its log in a ``MemoryStorage`` too, so both report the same
+conditions with the errors named below.
 """
 
 from __future__ import annotations
@@ -65,12 +66,32 @@ class MemoryStorage:
 
     ``_ents[0]`` is a placeholder whose index and term are those of the snapshot, so the
     term of the entry just before the first one is always known.
+
+    Every write checks its arguments before it changes anything. The checks a durable
+    storage needs are also available alone (``check_append`` and the other ``check_*``
+    methods): it runs one before writing to disk, then makes the same change here.
     """
 
     def __init__(self, conf_state: ConfState | None = None) -> None:
         self._hard_state = HardState()
         self._snapshot = Snapshot(SnapshotMetadata(conf_state=conf_state or ConfState()))
         self._ents: list[Entry] = [Entry(term=0, index=0)]
+
+    @classmethod
+    def restored(
+        cls, snapshot: Snapshot, hard_state: HardState, entries: Sequence[Entry]
+    ) -> MemoryStorage:
+        """A storage holding ``snapshot``, the ``entries`` after it (contiguous from the
+        snapshot index + 1) and ``hard_state``: what a durable storage recovered.
+
+        Raises UnavailableError if the entries leave a gap after the snapshot.
+        """
+        storage = cls()
+        storage._snapshot = snapshot
+        storage._ents = [Entry(term=snapshot.metadata.term, index=snapshot.metadata.index)]
+        storage.append(entries)
+        storage._hard_state = hard_state
+        return storage
 
     # -- LogStorage ---------------------------------------------------------------------
 
@@ -93,7 +114,7 @@ class MemoryStorage:
         if index < offset:
             raise CompactedError(f"index {index} is compacted")
         if index - offset >= len(self._ents):
-            raise UnavailableError(f"index {index} is beyond the last index")
+            raise UnavailableError(f"index {index} is beyond the last index {self.last_index()}")
         return self._ents[index - offset].term
 
     def first_index(self) -> int:
@@ -119,16 +140,20 @@ class MemoryStorage:
         """Record the hard state from a Ready."""
         self._hard_state = hs
 
-    def apply_snapshot(self, snap: Snapshot) -> None:
-        """Replace the whole log by ``snap`` (a follower installing a leader's snapshot).
-
-        Raises SnapshotOutOfDateError if it is not newer than the one held.
-        """
+    def check_apply_snapshot(self, snap: Snapshot) -> None:
+        """Raise what :meth:`apply_snapshot` would for ``snap``; change nothing."""
         if snap.metadata.index <= self._snapshot.metadata.index:
             raise SnapshotOutOfDateError(
                 f"snapshot at {snap.metadata.index} is not newer than "
                 f"{self._snapshot.metadata.index}"
             )
+
+    def apply_snapshot(self, snap: Snapshot) -> None:
+        """Replace the whole log by ``snap`` (a follower installing a leader's snapshot).
+
+        Raises SnapshotOutOfDateError if it is not newer than the one held.
+        """
+        self.check_apply_snapshot(snap)
         self._snapshot = snap
         self._ents = [Entry(term=snap.metadata.term, index=snap.metadata.index)]
 
@@ -147,38 +172,63 @@ class MemoryStorage:
         self._snapshot = Snapshot(SnapshotMetadata(index, term, conf_state), data)
         return self._snapshot
 
+    def check_set_snapshot(self, snap: Snapshot) -> None:
+        """Raise what :meth:`set_snapshot` would for ``snap``; change nothing."""
+        self.check_apply_snapshot(snap)
+        if snap.metadata.index > self.last_index():
+            raise UnavailableError(f"snapshot index {snap.metadata.index} is beyond the last index")
+
+    def set_snapshot(self, snap: Snapshot) -> None:
+        """Make ``snap``, taken at an index the log holds, the latest snapshot (the log is
+        kept; call :meth:`compact` to drop it).
+
+        Raises SnapshotOutOfDateError if it is not newer than the one held, and
+        UnavailableError if its index is beyond the last index.
+        """
+        self.check_set_snapshot(snap)
+        self._snapshot = snap
+
+    def check_compact(self, compact_index: int) -> None:
+        """Raise what :meth:`compact` would for ``compact_index``; change nothing."""
+        if compact_index <= self._ents[0].index:
+            raise CompactedError(f"index {compact_index} is already compacted")
+        if compact_index > self.last_index():
+            raise UnavailableError(f"compact index {compact_index} is beyond the last index")
+
     def compact(self, compact_index: int) -> None:
         """Drop the entries up to ``compact_index`` (which a snapshot must cover).
 
         Raises CompactedError if already compacted that far, UnavailableError if beyond
         the last index.
         """
-        offset = self._ents[0].index
-        if compact_index <= offset:
-            raise CompactedError(f"index {compact_index} is already compacted")
-        if compact_index > self.last_index():
-            raise UnavailableError(f"compact index {compact_index} is beyond the last index")
-        i = compact_index - offset
+        self.check_compact(compact_index)
+        i = compact_index - self._ents[0].index
         head = Entry(term=self._ents[i].term, index=self._ents[i].index)
         self._ents = [head, *self._ents[i + 1 :]]
+
+    def check_append(self, entries: Sequence[Entry]) -> list[Entry]:
+        """The entries :meth:`append` would add: ``entries`` without those before
+        :meth:`first_index` (already covered). Changes nothing.
+
+        Raises UnavailableError if they would leave a gap after the last index.
+        """
+        ents = list(entries)
+        first = self.first_index()
+        if ents and ents[0].index < first:
+            ents = ents[first - ents[0].index :]
+        if ents and ents[0].index > self.last_index() + 1:
+            raise UnavailableError(
+                f"missing log entries: last {self.last_index()}, appending at {ents[0].index}"
+            )
+        return ents
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Append ``entries`` (contiguous), replacing any conflicting suffix.
 
-        Entries at or below the snapshot index are ignored: they are already covered.
+        Entries before :meth:`first_index` are ignored: they are already covered. Raises
+        UnavailableError if the entries would leave a gap after the last index.
         """
-        if not entries:
-            return
-        first = self.first_index()
-        last = entries[-1].index
-        if last < first:
-            return
-        if entries[0].index < first:
-            entries = entries[first - entries[0].index :]
-        offset = entries[0].index - self._ents[0].index
-        if offset > len(self._ents):
-            raise UnavailableError(
-                f"missing log entries: last {self.last_index()}, appending at {entries[0].index}"
-            )
-        del self._ents[offset:]
-        self._ents.extend(entries)
+        ents = self.check_append(entries)
+        if ents:
+            del self._ents[ents[0].index - self._ents[0].index :]
+            self._ents.extend(ents)

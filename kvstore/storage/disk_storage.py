@@ -1,10 +1,11 @@
 """``DiskStorage``: the durable ``LogStorage`` the server hands to the Raft core.
 
-It keeps the log in memory for the core's reads and makes every change durable through
-the write-ahead log (``<data dir>/wal``) and snapshot files (``<data dir>/snap``) before the
-write method returns (when asked to sync). Reads raise the core's own errors
-(``kvstore.raft.errors.CompactedError``/``UnavailableError``) exactly as
-``kvstore.raft.MemoryStorage`` does, so the core cannot tell the two apart.
+It makes every change durable through the write-ahead log (``<data dir>/wal``) and snapshot
+files (``<data dir>/snap``) before the write method returns (when asked to sync), then makes
+the same change to a ``kvstore.raft.MemoryStorage`` that holds the log for the core's reads.
+Reads and their errors (``kvstore.raft.errors.CompactedError``/``UnavailableError``) are
+that ``MemoryStorage``'s, so the core cannot tell the two apart; each write runs the
+``MemoryStorage``'s check first, so a refused write reaches neither the disk nor the memory.
 
 The driver, for each ``Ready``, in this order:
 
@@ -18,7 +19,8 @@ never leave the node before the hard state (or entries) it depends on is on disk
 at any point either loses the message too, or finds the vote on restart.
 
 Not thread-safe: one driver thread owns it (the WAL underneath is thread-safe), except
-:meth:`DiskStorage.write_snapshot`, which may run beside it.
+:meth:`DiskStorage.write_snapshot`, which may run beside it (it touches only the snapshot
+files).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from kvstore.raft.errors import CompactedError, SnapshotOutOfDateError, UnavailableError
+from kvstore.raft.errors import SnapshotOutOfDateError, UnavailableError
+from kvstore.raft.storage import MemoryStorage
 from kvstore.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
-from kvstore.raft.util import limit_size
 
 from .errors import CorruptionError
 from .snapshotter import DEFAULT_KEEP, Snapshotter
@@ -39,13 +41,19 @@ WAL_DIR = "wal"
 SNAP_DIR = "snap"
 
 
+def _committed_through(hs: HardState, index: int) -> HardState:
+    """``hs`` with a commit index of at least ``index``, the index of a snapshot: a snapshot
+    only ever holds committed state, but the commit index recorded before it may lag it
+    (after a crash between the two, or until the driver saves the next hard state)."""
+    return hs if hs.commit >= index else replace(hs, commit=index)
+
+
 class DiskStorage:
     """A durable Raft log. Open with :meth:`open`."""
 
     def __init__(self, wal: Wal, snapshotter: Snapshotter, snap: Snapshot, replay: Replay) -> None:
         self._wal = wal
         self._snapshotter = snapshotter
-        self._snapshot = snap
         md = snap.metadata
         entries = replay.entries
         if replay.term_at_base not in (None, md.term):
@@ -53,14 +61,9 @@ class DiskStorage:
             # between saving a leader's snapshot and logging the reset. What followed that
             # entry is stale; the snapshot wins (it holds committed state).
             entries = []
-        # _ents[0] stands for the snapshot: its index and term, no data. Entries follow it.
-        self._ents: list[Entry] = [Entry(term=md.term, index=md.index), *entries]
-        hs = replay.hard_state
-        if hs.commit < md.index:
-            # A snapshot only ever holds committed state; the commit index recorded before
-            # the snapshot's WAL marker may lag it after a crash between the two.
-            hs = replace(hs, commit=md.index)
-        self._hard_state = hs
+        hard_state = _committed_through(replay.hard_state, md.index)
+        # The log, snapshot and hard state as on disk: the core reads them from here.
+        self._memory = MemoryStorage.restored(snap, hard_state, entries)
         self.recovered = replay
         """What the WAL replay found (metadata, whether a torn tail was cut)."""
 
@@ -100,11 +103,11 @@ class DiskStorage:
         )
         return cls(wal, snapshotter, snap, replay)
 
-    # -- LogStorage ---------------------------------------------------------------------
+    # -- LogStorage (the in-memory log's) --------------------------------------------------
 
     def initial_state(self) -> tuple[HardState, ConfState]:
         """The persisted hard state and the membership of the latest snapshot."""
-        return self._hard_state, self._snapshot.metadata.conf_state
+        return self._memory.initial_state()
 
     def entries(self, lo: int, hi: int, max_size: int) -> list[Entry]:
         """Entries ``[lo, hi)`` within ``max_size`` bytes (at least one).
@@ -112,43 +115,33 @@ class DiskStorage:
         Raises CompactedError if ``lo`` is below ``first_index()``; UnavailableError if
         ``hi`` is beyond ``last_index() + 1``.
         """
-        offset = self._ents[0].index
-        if lo <= offset:
-            raise CompactedError(f"index {lo} is compacted (first index {offset + 1})")
-        if hi > self.last_index() + 1:
-            raise UnavailableError(f"entries up to {hi - 1} requested, last is {self.last_index()}")
-        return limit_size(self._ents[lo - offset : hi - offset], max_size)
+        return self._memory.entries(lo, hi, max_size)
 
     def term(self, index: int) -> int:
         """The term of entry ``index`` (``first_index() - 1 <= index <= last_index()``).
 
         Raises CompactedError below that range and UnavailableError above it.
         """
-        offset = self._ents[0].index
-        if index < offset:
-            raise CompactedError(f"index {index} is compacted")
-        if index - offset >= len(self._ents):
-            raise UnavailableError(f"index {index} is beyond the last index {self.last_index()}")
-        return self._ents[index - offset].term
+        return self._memory.term(index)
 
     def first_index(self) -> int:
         """The first index still held (one past the compaction point)."""
-        return self._ents[0].index + 1
+        return self._memory.first_index()
 
     def last_index(self) -> int:
         """The last index (the snapshot's when no entry follows it)."""
-        return self._ents[0].index + len(self._ents) - 1
+        return self._memory.last_index()
 
     def snapshot(self) -> Snapshot:
         """The most recent snapshot saved or applied."""
-        return self._snapshot
+        return self._memory.snapshot()
 
-    # -- writes (driver side) -------------------------------------------------------------
+    # -- writes (driver side): disk first, then the in-memory log --------------------------
 
     @property
     def hard_state(self) -> HardState:
         """The hard state last saved."""
-        return self._hard_state
+        return self._memory.hard_state
 
     @property
     def metadata(self) -> bytes:
@@ -167,27 +160,17 @@ class DiskStorage:
         Entries at or below the snapshot index are skipped (already covered). Raises
         UnavailableError if the entries would leave a gap after the last index.
         """
-        first = self.first_index()
-        ents = list(entries)
-        if ents and ents[0].index < first:
-            ents = ents[max(0, first - ents[0].index) :]
-        offset = self._ents[0].index
-        if ents and ents[0].index - offset > len(self._ents):
-            raise UnavailableError(
-                f"missing log entries: last {self.last_index()}, appending at {ents[0].index}"
-            )
-        if hard_state == self._hard_state:
+        ents = self._memory.check_append(entries)
+        if hard_state == self._memory.hard_state:
             hard_state = None
         if not ents and hard_state is None:
             if must_sync:
                 self._wal.sync()
             return
         self._wal.save(hard_state, ents, sync=must_sync)
-        if ents:
-            del self._ents[ents[0].index - offset :]
-            self._ents.extend(ents)
+        self._memory.append(ents)
         if hard_state is not None:
-            self._hard_state = hard_state
+            self._memory.set_hard_state(hard_state)
 
     def sync(self) -> int:
         """Fsync everything saved so far; returns the durable LSN."""
@@ -201,18 +184,13 @@ class DiskStorage:
         an extra snapshot file that recovery may use (it is committed state); a crash after
         it replays the reset. Raises SnapshotOutOfDateError if not newer than the current.
         """
+        self._memory.check_apply_snapshot(snap)
         md = snap.metadata
-        if md.index <= self._snapshot.metadata.index:
-            raise SnapshotOutOfDateError(
-                f"snapshot at {md.index} is not newer than {self._snapshot.metadata.index}"
-            )
         self._snapshotter.save(snap)
         self._wal.append_snapshot(md.index, md.term, reset=True)
         self._wal.sync()
-        self._snapshot = snap
-        self._ents = [Entry(term=md.term, index=md.index)]
-        if self._hard_state.commit < md.index:
-            self._hard_state = replace(self._hard_state, commit=md.index)
+        self._memory.apply_snapshot(snap)
+        self._memory.set_hard_state(_committed_through(self._memory.hard_state, md.index))
         self._wal.release_to(md.index)
 
     def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:
@@ -222,7 +200,7 @@ class DiskStorage:
         Raises SnapshotOutOfDateError if ``index`` is not after the current snapshot and
         UnavailableError if it is beyond the last index.
         """
-        if index <= self._snapshot.metadata.index:
+        if index <= self.snapshot().metadata.index:
             raise SnapshotOutOfDateError(f"snapshot at {index} is not newer")
         snap = self.write_snapshot(index, self.term(index), conf_state, data)
         self.commit_snapshot(snap)
@@ -242,16 +220,11 @@ class DiskStorage:
         """Log a snapshot written by :meth:`write_snapshot` (synced) and delete the WAL
         segments it covers. Raises SnapshotOutOfDateError if a newer one became current
         meanwhile (a leader's snapshot was applied while this one was being written)."""
+        self._memory.check_set_snapshot(snap)
         md = snap.metadata
-        if md.index <= self._snapshot.metadata.index:
-            raise SnapshotOutOfDateError(
-                f"snapshot at {md.index} is not newer than {self._snapshot.metadata.index}"
-            )
-        if md.index > self.last_index():
-            raise UnavailableError(f"snapshot index {md.index} is beyond the last index")
         self._wal.append_snapshot(md.index, md.term, reset=False)
         self._wal.sync()
-        self._snapshot = snap
+        self._memory.set_snapshot(snap)
         self._wal.release_to(md.index)
 
     def compact(self, compact_index: int) -> None:
@@ -263,19 +236,13 @@ class DiskStorage:
         CompactedError if already compacted that far, UnavailableError if beyond the last
         index or the latest snapshot.
         """
-        offset = self._ents[0].index
-        if compact_index <= offset:
-            raise CompactedError(f"index {compact_index} is already compacted")
-        if compact_index > self.last_index():
-            raise UnavailableError(f"compact index {compact_index} is beyond the last index")
-        if compact_index > self._snapshot.metadata.index:
+        self._memory.check_compact(compact_index)
+        snap_index = self.snapshot().metadata.index
+        if compact_index > snap_index:
             raise UnavailableError(
-                f"compact index {compact_index} is beyond the latest snapshot "
-                f"{self._snapshot.metadata.index}"
+                f"compact index {compact_index} is beyond the latest snapshot {snap_index}"
             )
-        i = compact_index - offset
-        head = Entry(term=self._ents[i].term, index=self._ents[i].index)
-        self._ents = [head, *self._ents[i + 1 :]]
+        self._memory.compact(compact_index)
 
     def close(self) -> None:
         """Sync and close the WAL."""
