@@ -4,10 +4,11 @@ with etcd (``--compare``)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 from pathlib import Path
+
+import uvloop
 
 from kvstore.bench.compare import PHASES, CompareConfig, run_compare
 from kvstore.bench.load import (
@@ -85,12 +86,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     endpoints = [e for e in args.endpoints.split(",") if e]
     if args.preload:
-        asyncio.run(preload(endpoints, args.key_space, args.value_size))
+        uvloop.run(preload(endpoints, args.key_space, args.value_size))
     results = []
     for wl in workloads:
         for conc in concurrencies:
             spec = LoadSpec(wl, conc, duration=args.duration, count=args.count,
                             key_space=args.key_space, value_size=args.value_size)  # fmt: skip
-            results.append(asyncio.run(run_load(endpoints, spec, "target")))
+            results.append(uvloop.run(run_load(endpoints, spec, "target")))
     print(format_results(results))
     return 0

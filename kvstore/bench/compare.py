@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import uvloop
+
 from kvstore.bench.load import LoadSpec, Workload, preload, run_load
 from kvstore.bench.stats import Result, format_comparison
 from kvstore.client import Client, ClientError
@@ -80,7 +82,7 @@ def run_compare(cfg: CompareConfig, log: object = print) -> str:
     try:
         for k, c in clusters.items():
             c.start()
-            asyncio.run(preload(c.endpoints, cfg.key_space, cfg.value_size))
+            uvloop.run(preload(c.endpoints, cfg.key_space, cfg.value_size))
             log(f"{k.value}: started, {cfg.key_space} keys loaded")
         if "throughput" in cfg.phases:
             _throughput(cfg, clusters, results, log)
@@ -116,7 +118,7 @@ def _throughput(
             merged: dict[Kind, Result] = {}
             for _round in range(2):
                 for k in SYSTEMS:
-                    r = asyncio.run(run_load(clusters[k].endpoints, spec, k.value))
+                    r = uvloop.run(run_load(clusters[k].endpoints, spec, k.value))
                     merged[k] = merged[k].merge(r) if k in merged else r
             for k in SYSTEMS:
                 results[k].append(merged[k])
@@ -165,7 +167,7 @@ def failover_once(cluster: LocalCluster) -> float:
             done = await _put_until_ok(cl, b"failover")
             return done - killed
 
-    seconds = asyncio.run(measure())
+    seconds = uvloop.run(measure())
     cluster.restart(leader)
     cluster.leader(timeout=60)
     time.sleep(1)
@@ -185,7 +187,7 @@ def measure_restarts(
     loaded = 0
     for n in cfg.big_keys:
         t0 = time.monotonic()
-        asyncio.run(preload(cluster.endpoints, n - loaded, cfg.value_size, first=10**7 + loaded))
+        uvloop.run(preload(cluster.endpoints, n - loaded, cfg.value_size, first=10**7 + loaded))
         fig.load_s[n] = round(time.monotonic() - t0, 1)
         loaded = n
         rss = total_rss(cluster)
@@ -196,7 +198,7 @@ def measure_restarts(
         started = time.monotonic()
         for m in cluster.members:
             m.start(cluster.initial_cluster(), "new", cluster.token)
-        asyncio.run(_first_read(cluster))
+        uvloop.run(_first_read(cluster))
         fig.restart_s[n] = round(time.monotonic() - started, 2)
         log(f"{cluster.kind.value}: {n} keys: restart {fig.restart_s[n]} s, "
             f"{fig.rss_per_million_keys_mb} MB RSS per member per million keys")  # fmt: skip
