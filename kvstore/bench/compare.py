@@ -82,6 +82,9 @@ def run_compare(cfg: CompareConfig, log: object = print) -> str:
     try:
         for k, c in clusters.items():
             c.start()
+            # The leader is the last member in both systems: load generators hand out the
+            # endpoints in order, so one client talks to a follower, as two in three do.
+            c.move_leader(c.members[-1])
             uvloop.run(preload(c.endpoints, cfg.key_space, cfg.value_size))
             log(f"{k.value}: started, {cfg.key_space} keys loaded")
         if "throughput" in cfg.phases:

@@ -68,6 +68,24 @@ SNAPSHOT_CATCH_UP_ENTRIES = 5_000
 lagging followers need no snapshot."""
 
 
+class ReadContexts:
+    """ReadIndex request contexts that are unique in the whole cluster, across restarts.
+
+    The leader keys its pending ReadIndex requests by context and ignores a request whose
+    context it already holds, so two members counting from the same start would lose each
+    other's rounds (their readers waiting a whole retry interval): a context is the member
+    id and a counter that starts at the wall clock in nanoseconds.
+    """
+
+    def __init__(self, member_id: int) -> None:
+        self._prefix = member_id.to_bytes(8, "big")
+        self._counter = itertools.count(time.time_ns())
+
+    def next(self) -> bytes:
+        """A context never handed out before."""
+        return self._prefix + next(self._counter).to_bytes(8, "big")
+
+
 def _fail(fut: asyncio.Future[_T], exc: BaseException) -> None:
     """Fail a waiter's future. Its caller may have given up already (a timed-out wait on a
     shielded future), so the exception is marked as seen: nobody is left to be told."""
@@ -137,7 +155,7 @@ class Node:
         self._applied_seq = itertools.count()
         self._read_batch: asyncio.Future[int] | None = None
         self._reads_inflight: dict[bytes, asyncio.Future[int]] = {}
-        self._read_ctx = itertools.count(1)
+        self._read_contexts = ReadContexts(member_id)
         self._leader_waiters: list[asyncio.Future[int]] = []
         self._ids = itertools.count(1)
         self._id_base = ((member_id & 0xFFFF) << 48) | (
@@ -315,7 +333,7 @@ class Node:
         if batch is None or batch.done():
             return
         self._read_batch = None
-        ctx = next(self._read_ctx).to_bytes(8, "big")
+        ctx = self._read_contexts.next()
         self._reads_inflight[ctx] = batch
         try:
             self._rn.read_index(ctx)

@@ -307,6 +307,21 @@ class LocalCluster:
             raise MemberUnavailable(f"{m.name} does not answer")
         return st[0]
 
+    def move_leader(self, to: Member, timeout: float = 30) -> None:
+        """Hand leadership to ``to`` with the MoveLeader call (this store and etcd both
+        serve it) and wait until every member names it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lead = self.leader(timeout=max(0.1, deadline - time.monotonic()))
+            if lead is to:
+                return
+            try:
+                with SyncClient([lead.endpoint], timeout=5, rounds=1) as c:
+                    c.move_leader(self.member_id(to))
+            except ClientError:
+                time.sleep(0.2)  # an election under way; ask whoever leads next
+        raise TimeoutError(f"{to.name} did not become leader\n" + self.logs())
+
     def stop(self) -> None:
         """SIGTERM every member (SIGKILL stragglers)."""
         for m in self.members:

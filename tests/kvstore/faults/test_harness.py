@@ -21,7 +21,7 @@ from kvstore.verify.checks import (
     revisions_monotonic,
     watch_stream_matches,
 )
-from kvstore.verify.cluster import Member
+from kvstore.verify.cluster import LocalCluster, Member
 from kvstore.verify.history import History, Op, OpKind
 from kvstore.verify.nemesis import Fault, make_schedule
 from kvstore.verify.netfault import Partitioner, pairs_between, unavailable_reason
@@ -174,3 +174,19 @@ def test_partitioner_cuts_one_process_from_one_address(tmp_path: Path) -> None:
     assert not part.cgroup_parent.exists()
     rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True, check=True)
     assert part.chain not in rules.stdout
+
+
+@pytest.mark.slow
+def test_move_leader_hands_leadership_to_the_named_member(tmp_path: Path) -> None:
+    """The benchmarks place the leader with it, in this store and in etcd alike."""
+    cluster = LocalCluster(tmp_path, 3, cluster_name="move")
+    try:
+        cluster.start()
+        before = cluster.leader()
+        target = next(m for m in cluster.members if m is not before)
+        cluster.move_leader(target)
+        assert cluster.leader() is target
+        cluster.move_leader(target)  # already there: nothing to do
+        assert cluster.leader() is target
+    finally:
+        cluster.stop()

@@ -12,6 +12,7 @@ from kvstore.client._async import _retryable
 from kvstore.server import errors, snapshot_file
 from kvstore.server.keyrange import in_range, prefix_end
 from kvstore.server.lessor import LeaseClock
+from kvstore.server.node import ReadContexts
 from kvstore.server.statemachine import etcd_error
 from kvstore.server.watch import FILTER_NOPUT, CompactedWatch, Watcher, WatchHub
 from kvstore.storage.errors import CompactedError, InvalidRequestError, LeaseNotFoundError
@@ -141,3 +142,14 @@ def test_client_public_surface() -> None:
         assert getattr(kvstore.client, name).__module__.startswith("kvstore.client")
     assert issubclass(kvstore.client.NoEndpointAvailable, kvstore.client.ClientError)
     assert kvstore.client.prefix_end(b"a/") == b"a0"
+
+
+def test_read_contexts_never_collide_across_members_or_restarts() -> None:
+    """The leader drops a ReadIndex request whose context it already holds, so a
+    collision costs the readers behind it a whole retry interval."""
+    first, second = ReadContexts(0x1A), ReadContexts(0x2B)
+    a = [first.next() for _ in range(1000)]
+    b = [second.next() for _ in range(1000)]
+    restarted = ReadContexts(0x1A)
+    c = [restarted.next() for _ in range(1000)]
+    assert len(set(a) | set(b) | set(c)) == 3000
