@@ -371,6 +371,8 @@ class Member:
         kv = self.server.sm.kv
         self.metrics.db_size.set(kv.db_size)
         self.metrics.current_revision.set(kv.revision)
+        self.metrics.watchers.set(len(self.server.sm.hub))
+        self.metrics.slow_watchers.set(self.server.sm.hub.lagging)
         self._sync_peers()
 
     def _sync_peers(self) -> None:

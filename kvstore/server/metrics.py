@@ -46,6 +46,8 @@ class Metrics:
     db_size: Gauge
     quota_bytes: Gauge
     current_revision: Gauge
+    watchers: Gauge
+    slow_watchers: Gauge
     grpc_handled: Counter
     grpc_started: Counter
     grpc_handling: Histogram
@@ -106,6 +108,14 @@ def new_metrics() -> Metrics:
         ),
         current_revision=Gauge(
             "etcd_debugging_mvcc_current_revision", "The current revision of store.", registry=r
+        ),
+        watchers=Gauge(
+            "etcd_debugging_mvcc_watcher_total", "Total number of watchers.", registry=r
+        ),
+        slow_watchers=Gauge(
+            "etcd_debugging_mvcc_slow_watcher_total",
+            "Total number of unsynced slow watchers.",
+            registry=r,
         ),
         grpc_handled=Counter(
             "grpc_server_handled",

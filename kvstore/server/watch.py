@@ -5,11 +5,18 @@ revision it creates; creating a watcher (including its catch-up from ``start_rev
 synchronous too, so no revision can slip between the catch-up and the live feed. History
 for catch-up comes from the MVCC store (every version since the last compaction); a watch
 that starts at a compacted revision is cancelled with ``compact_revision`` set, as etcd does.
+
+A watcher whose stream has no room (its client reads slower than the store changes) leaves
+the live feed instead of queueing without bound: it keeps the first revision it has not
+been sent, and :meth:`WatchHub.catch_up` replays from history once the stream drained, as
+far as there is room, until it is level and rejoins the live feed (etcd's unsynced
+watchers). It misses nothing unless its history is compacted meanwhile; then it is
+cancelled with ``compact_revision``, as a watch started there would be.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kvstore.api.gen.mvccpb import kv_pb2
@@ -34,6 +41,8 @@ class Watcher:
     filters: frozenset[int]
     progress_notify: bool
     deliver: Deliver
+    has_room: Callable[[], bool] = lambda: True
+    """Whether the stream can take another response now."""
     next_rev: int = 0
     last_sent_rev: int = 0
     cancelled: bool = field(default=False)
@@ -76,10 +85,16 @@ class WatchHub:
 
     def __init__(self, history: History) -> None:
         self._watchers: set[Watcher] = set()
+        self._lagging: set[Watcher] = set()
         self._history = history
 
     def __len__(self) -> int:
-        return len(self._watchers)
+        return len(self._watchers) + len(self._lagging)
+
+    @property
+    def lagging(self) -> int:
+        """Watchers that fell behind and catch up from history."""
+        return len(self._lagging)
 
     def publish(self, revision: int, events: list[kv_pb2.Event]) -> None:
         """Hand the events of ``revision`` to matching watchers."""
@@ -89,6 +104,10 @@ class WatchHub:
             if watcher.cancelled or revision < watcher.next_rev:
                 continue
             chosen = watcher.select(events)
+            if chosen and not watcher.has_room():
+                self._watchers.discard(watcher)
+                self._lagging.add(watcher)
+                continue
             watcher.next_rev = revision + 1
             if chosen:
                 watcher.last_sent_rev = revision
@@ -101,42 +120,72 @@ class WatchHub:
         if start <= compacted:
             raise CompactedWatch(compacted)
         watcher.next_rev = start
-        if start <= current:
+        if self._replay(watcher, current):
+            self._watchers.add(watcher)
+        else:
+            self._lagging.add(watcher)
+
+    def catch_up(self, watchers: Iterable[Watcher], current: int, compacted: int) -> None:
+        """Replay history to those of ``watchers`` that fell behind, as far as their
+        stream has room; the ones that reach ``current`` rejoin the live feed."""
+        for watcher in watchers:
+            if watcher not in self._lagging or not watcher.has_room():
+                continue
+            if watcher.next_rev <= compacted:
+                self._lagging.discard(watcher)
+                watcher.cancelled = True
+                watcher.deliver(watcher, [], -compacted)
+            elif self._replay(watcher, current):
+                self._lagging.discard(watcher)
+                self._watchers.add(watcher)
+
+    def _replay(self, watcher: Watcher, current: int) -> bool:
+        """Send ``watcher`` the history from its next revision up to ``current`` while its
+        stream has room; True once it is level with ``current``."""
+        if watcher.next_rev <= current:
             batch: list[kv_pb2.Event] = []
             batch_rev = 0
-            for ev in self._history(start, watcher.key, watcher.range_end):
+            for ev in self._history(watcher.next_rev, watcher.key, watcher.range_end):
                 rev = ev.kv.mod_revision
                 if batch and rev != batch_rev:
-                    self._replay(watcher, batch, batch_rev)
+                    if not self._send_history(watcher, batch, batch_rev):
+                        return False
                     batch = []
                 batch.append(ev)
                 batch_rev = rev
-            if batch:
-                self._replay(watcher, batch, batch_rev)
-            watcher.next_rev = current + 1
-        self._watchers.add(watcher)
+            if batch and not self._send_history(watcher, batch, batch_rev):
+                return False
+        watcher.next_rev = current + 1
+        return True
+
+    @staticmethod
+    def _send_history(watcher: Watcher, events: list[kv_pb2.Event], revision: int) -> bool:
+        chosen = watcher.select(events)
+        if chosen:
+            if not watcher.has_room():
+                watcher.next_rev = revision
+                return False
+            watcher.last_sent_rev = revision
+            watcher.deliver(watcher, chosen, revision)
+        watcher.next_rev = revision + 1
+        return True
 
     def resync(self, current: int, compacted: int) -> None:
         """After the state was replaced by a snapshot: bring every watcher up to
         ``current`` from history, or cancel the ones whose next revision was compacted."""
-        for watcher in list(self._watchers):
+        for watcher in [*self._watchers, *self._lagging]:
             if watcher.next_rev > current:
                 continue
             self._watchers.discard(watcher)
+            self._lagging.discard(watcher)
             try:
                 self.add(watcher, watcher.next_rev, current, compacted)
             except CompactedWatch as exc:
                 watcher.cancelled = True
                 watcher.deliver(watcher, [], -exc.revision)
 
-    @staticmethod
-    def _replay(watcher: Watcher, events: list[kv_pb2.Event], revision: int) -> None:
-        chosen = watcher.select(events)
-        if chosen:
-            watcher.last_sent_rev = revision
-            watcher.deliver(watcher, chosen, revision)
-
     def remove(self, watcher: Watcher) -> None:
         """Stop feeding ``watcher``."""
         watcher.cancelled = True
         self._watchers.discard(watcher)
+        self._lagging.discard(watcher)

@@ -21,6 +21,11 @@ from kvstore.server.services import Ctx, Observer
 from kvstore.server.watch import CompactedWatch, Watcher
 
 _WATCH = "etcdserverpb.Watch"
+MAX_QUEUED = 256
+"""Responses a stream holds for a client that reads slowly; past it, its watchers stop
+taking live events and later catch up from history (see :mod:`kvstore.server.watch`)."""
+CATCH_UP_BELOW = MAX_QUEUED // 2
+"""Queue length under which a stream's lagging watchers catch up."""
 PROGRESS_INTERVAL_S = 5.0
 """How often a watcher with ``progress_notify`` hears the current revision when idle."""
 
@@ -46,6 +51,8 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
                 if item is None:
                     break
                 yield item
+                if stream.out.qsize() < CATCH_UP_BELOW:
+                    stream.catch_up()
         finally:
             for task in (reader, ticker):
                 task.cancel()
@@ -83,6 +90,15 @@ class _WatchStream:
             rpc_pb2.WatchResponse(header=self._s.header(), watch_id=watcher.watch_id, events=events)
         )
 
+    def _has_room(self) -> bool:
+        return self.out.qsize() < MAX_QUEUED
+
+    def catch_up(self) -> None:
+        """Let this stream's lagging watchers catch up, now that the client has read."""
+        hub, kv = self._s.sm.hub, self._s.sm.kv
+        if hub.lagging:
+            hub.catch_up(list(self._watchers.values()), kv.revision, kv.compact_revision)
+
     def _allocate(self, wanted: int) -> int:
         if wanted:
             return wanted
@@ -117,6 +133,7 @@ class _WatchStream:
             filters=frozenset(int(f) for f in req.filters),
             progress_notify=req.progress_notify,
             deliver=self._deliver,
+            has_room=self._has_room,
         )
         self.out.put_nowait(rpc_pb2.WatchResponse(header=header, watch_id=wid, created=True))
         kv = self._s.sm.kv

@@ -153,3 +153,55 @@ def test_read_contexts_never_collide_across_members_or_restarts() -> None:
     restarted = ReadContexts(0x1A)
     c = [restarted.next() for _ in range(1000)]
     assert len(set(a) | set(b) | set(c)) == 3000
+
+
+def test_a_watcher_without_room_catches_up_from_history_missing_nothing() -> None:
+    """A slow stream's watcher leaves the live feed, then gets every revision once, in
+    order, from history as room allows, and rejoins the live feed level with the store."""
+    history: list[kv_pb2.Event] = []
+    got: list[int] = []
+    room = [True]
+
+    def deliver(w: Watcher, evs: list[kv_pb2.Event], rev: int) -> None:
+        got.append(rev)
+        if len(got) % 3 == 0:
+            room[0] = False  # the stream fills up every third response
+
+    def publish(rev: int, key: bytes = b"k") -> None:
+        ev = _event(0, key, rev)
+        history.append(ev)
+        hub.publish(rev, [ev])
+
+    hub = WatchHub(lambda start, key, end: [e for e in history if e.kv.mod_revision >= start])
+    w = Watcher(1, b"k", b"", prev_kv=False, filters=frozenset(), progress_notify=False,
+                deliver=deliver, has_room=lambda: room[0])  # fmt: skip
+    hub.add(w, 0, current=1, compacted=0)
+    for rev in range(2, 12):
+        publish(rev, b"k" if rev != 5 else b"other")
+    assert got == [2, 3, 4] and hub.lagging == 1
+    while hub.lagging:
+        room[0] = True
+        hub.catch_up([w], current=11, compacted=0)
+    assert got == [2, 3, 4, 6, 7, 8, 9, 10, 11]  # revision 5 is another key
+    room[0] = True
+    publish(12)
+    assert got[-1] == 12 and hub.lagging == 0  # back on the live feed
+
+
+def test_a_lagging_watcher_whose_history_was_compacted_is_cancelled() -> None:
+    cancelled: list[int] = []
+    room = [True]
+
+    def deliver(w: Watcher, evs: list[kv_pb2.Event], rev: int) -> None:
+        if rev < 0:
+            cancelled.append(-rev)
+        room[0] = False
+
+    hub = WatchHub(lambda start, key, end: [])
+    w = Watcher(1, b"k", b"", False, frozenset(), False, deliver, has_room=lambda: room[0])
+    hub.add(w, 0, current=1, compacted=0)
+    hub.publish(2, [_event(0, b"k", 2)])
+    hub.publish(3, [_event(0, b"k", 3)])  # no room: lagging from revision 3
+    room[0] = True
+    hub.catch_up([w], current=3, compacted=3)
+    assert cancelled == [3] and w.cancelled and hub.lagging == 0 and len(hub) == 0
