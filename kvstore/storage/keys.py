@@ -69,6 +69,15 @@ class SortedKeys:
         self._maxes: list[bytes] = []
         self._len = 0
 
+    @classmethod
+    def from_sorted(cls, keys: list[bytes]) -> SortedKeys:
+        """The set of ``keys``, which must be strictly ascending (a snapshot's order)."""
+        made = cls()
+        made._chunks = [keys[i : i + cls.LOAD] for i in range(0, len(keys), cls.LOAD)]
+        made._maxes = [chunk[-1] for chunk in made._chunks]
+        made._len = len(keys)
+        return made
+
     def __len__(self) -> int:
         return self._len
 
