@@ -9,7 +9,9 @@ A member can also be given extra environment (for example ``LD_PRELOAD`` of the 
 shim in :mod:`kvstore.verify.slowdisk`), which it keeps across restarts.
 
 The cluster finds its leader the way an operator would, through the Maintenance Status call
-of every live member, which works the same against etcd.
+of every live member, which works the same against etcd; it checks health on the members'
+``/health`` endpoints (metrics port), adds members through the MemberAdd call, and reaches
+members that serve TLS (``scheme="https"``) with the client credentials it was given.
 """
 
 from __future__ import annotations
@@ -23,14 +25,20 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import grpc
 
 from kvstore.client import ClientError, SyncClient
 
 _host_counter = itertools.count(os.getpid() * 64)
 STATUS_TIMEOUT_S = 2.0
+HEALTH_TIMEOUT_S = 2.0
+RAFT_FLAGS = ["--heartbeat-interval", "50", "--election-timeout", "500"]
+"""Short Raft timings (50 ms heartbeats, 500 ms election timeout) for test clusters."""
 
 
 class Kind(enum.StrEnum):
@@ -86,6 +94,8 @@ class Member:
     """A cgroup v2 directory the process is started in (for partitions), or None."""
     env: dict[str, str] = field(default_factory=dict)
     """Variables added to the harness's environment for this member, at every start."""
+    scheme: str = "http"
+    """The scheme of the client and peer URLs: ``https`` when the member serves TLS."""
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
 
@@ -96,11 +106,11 @@ class Member:
 
     @property
     def client_url(self) -> str:
-        return f"http://{self.endpoint}"
+        return f"{self.scheme}://{self.endpoint}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://{self.host}:{self.peer_port}"
+        return f"{self.scheme}://{self.host}:{self.peer_port}"
 
     @property
     def metrics_url(self) -> str:
@@ -167,17 +177,19 @@ class Member:
             self.proc.send_signal(signal.SIGCONT)
         self.paused = False
 
-    def terminate(self, timeout: float = 15) -> None:
-        """SIGTERM, then SIGKILL if it does not exit within ``timeout``."""
+    def terminate(self, timeout: float = 15) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit within ``timeout``; the exit status
+        (negative for a signal), or None if the member was never started."""
         self.resume()
-        if not self.alive:
-            return
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.proc is None:
+            return None
+        if self.alive:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
 
     def rss_bytes(self) -> int:
         """Resident memory of the process (0 when it is not running)."""
@@ -188,9 +200,12 @@ class Member:
                 return int(line.split()[1]) * 1024
         return 0
 
+    def log_text(self) -> str:
+        """Everything the process (and its earlier runs) wrote."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def log_tail(self, chars: int = 3000) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text[-chars:]
+        return self.log_text()[-chars:]
 
 
 class LocalCluster:
@@ -200,7 +215,10 @@ class LocalCluster:
     timeouts); ``cluster_name`` becomes ``--initial-cluster-token``; ``cgroup_parent`` (a
     cgroup v2 directory) gives every member its own child cgroup, which network faults need;
     ``member_env`` gives the member of each name its extra environment (replacements too,
-    so a fault that needs it can target any member).
+    so a fault that needs it can target any member); ``scheme="https"`` with ``credentials``
+    (for the client API) is for members started with TLS flags in ``extra``; ``hosts`` are
+    the loopback addresses of the first members (e.g. those a certificate names) instead of
+    fresh ones.
     """
 
     def __init__(
@@ -213,6 +231,9 @@ class LocalCluster:
         cluster_name: str = "fault-cluster",
         cgroup_parent: Path | None = None,
         member_env: Callable[[str], dict[str, str]] | None = None,
+        scheme: str = "http",
+        credentials: grpc.ChannelCredentials | None = None,
+        hosts: list[str] | None = None,
     ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
@@ -221,16 +242,23 @@ class LocalCluster:
         self.extra = list(extra or [])
         self.cgroup_parent = cgroup_parent
         self.member_env = member_env
+        self.scheme = scheme
+        self.credentials = credentials
         self.command = kvstore_command() if kind is Kind.KVSTORE else etcd_command()
         self._names = itertools.count(1)
-        self.members: list[Member] = [self.new_member() for _ in range(size)]
+        self.members: list[Member] = [
+            self.new_member(host=hosts[i] if hosts else None) for i in range(size)
+        ]
 
-    def new_member(self, like: Member | None = None) -> Member:
+    def new_member(
+        self, like: Member | None = None, *, name: str | None = None, host: str | None = None
+    ) -> Member:
         """A member not yet started nor part of the cluster; with ``like`` (a member removed
         and stopped) it takes over that member's address and ports, as a replacement pod
-        takes over its predecessor's name, so clients that knew the old member reach it."""
-        name = f"m{next(self._names)}"
-        host = like.host if like is not None else next_host()
+        takes over its predecessor's name, so clients that knew the old member reach it.
+        ``name`` replaces the next of m1, m2, ...; ``host`` a fresh loopback address."""
+        name = name or f"m{next(self._names)}"
+        host = like.host if like is not None else host or next_host()
         cgroup = None
         if self.cgroup_parent is not None:
             cgroup = self.cgroup_parent / name
@@ -247,6 +275,7 @@ class LocalCluster:
             extra=list(self.extra),
             cgroup=cgroup,
             env=self.member_env(name) if self.member_env is not None else {},
+            scheme=self.scheme,
         )
 
     def initial_cluster(self, members: list[Member] | None = None) -> str:
@@ -269,13 +298,73 @@ class LocalCluster:
         m.kill()
         m.start(self.initial_cluster(), "new", self.token)
 
+    def join(self, m: Member) -> None:
+        """Start ``m``, which must have been added through the API, with cluster state
+        ``existing`` (it learns its identity from the other members), and count it among the
+        members if it is not yet."""
+        if all(other is not m for other in self.members):
+            self.members.append(m)
+        m.start(self.initial_cluster(), "existing", self.token)
+
+    def add_member(
+        self,
+        name: str | None = None,
+        learner: bool = False,
+        via: Member | None = None,
+        like: Member | None = None,
+    ) -> tuple[Member, int]:
+        """Add a new member through the MemberAdd call (sent to ``via``, or to every live
+        member) and start it (see :meth:`new_member` for ``name`` and ``like``); the member
+        and the id the cluster gave it."""
+        new = self.new_member(like, name=name)
+        with self.client([via] if via is not None else None) as c:
+            resp = c.member_add([new.peer_url], learner=learner)
+        self.join(new)
+        return new, resp.member.ID
+
+    def client(self, members: list[Member] | None = None, timeout: float = 10) -> SyncClient:
+        """A client of ``members`` (by default every live one), with the cluster's
+        credentials."""
+        chosen = members if members is not None else [m for m in self.members if m.alive]
+        return SyncClient(
+            [m.endpoint for m in chosen], timeout=timeout, credentials=self.credentials
+        )
+
+    def _client_of(self, m: Member, timeout: float) -> SyncClient:
+        """A client of one member that tries once per call."""
+        return SyncClient([m.endpoint], timeout=timeout, rounds=1, credentials=self.credentials)
+
+    def healthy(self, m: Member) -> bool:
+        """Whether the member's ``/health`` (on its metrics port; this store and etcd both
+        serve it) answers 200."""
+        url = m.metrics_url + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as r:  # noqa: S310 (http://)
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def wait_healthy(self, members: list[Member] | None = None, timeout: float = 30) -> None:
+        """Wait until every one of ``members`` (by default every live one) is healthy;
+        raises :class:`MemberUnavailable` at once if one of them exits."""
+        chosen = members if members is not None else [m for m in self.members if m.alive]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = [m.name for m in chosen if not m.alive]
+            if dead:
+                raise MemberUnavailable(f"members exited: {dead}\n" + self.logs())
+            if all(self.healthy(m) for m in chosen):
+                return
+            time.sleep(0.1)
+        raise TimeoutError("the cluster did not become healthy\n" + self.logs())
+
     def status(self, m: Member) -> tuple[int, int, int] | None:
         """(member id, leader id, raft applied index) of one member, or None if it does
         not answer."""
         if not m.alive or m.paused:
             return None
         try:
-            with SyncClient([m.endpoint], timeout=STATUS_TIMEOUT_S, rounds=1) as c:
+            with self._client_of(m, STATUS_TIMEOUT_S) as c:
                 st = c.status()
         except ClientError:
             return None
@@ -316,7 +405,7 @@ class LocalCluster:
             if lead is to:
                 return
             try:
-                with SyncClient([lead.endpoint], timeout=5, rounds=1) as c:
+                with self._client_of(lead, 5) as c:
                     c.move_leader(self.member_id(to))
             except ClientError:
                 time.sleep(0.2)  # an election under way; ask whoever leads next

@@ -203,11 +203,7 @@ class Nemesis:
         victim.kill()
         self.cluster.members.remove(victim)
         self.retired.append(victim)
-        new = self.cluster.new_member(like=victim)
-        with SyncClient([lead.endpoint], timeout=10) as c:
-            new_id = c.member_add([new.peer_url], learner=True).member.ID
-        self.cluster.members.append(new)
-        new.start(self.cluster.initial_cluster(), "existing", self.cluster.token)
+        new, new_id = self.cluster.add_member(learner=True, via=lead, like=victim)
         self.note(ep, f"removed {victim.name}, added learner {new.name}")
 
         def promote() -> None:

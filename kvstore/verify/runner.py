@@ -33,7 +33,7 @@ from pathlib import Path
 
 from kvstore.client import Client, ClientError
 from kvstore.verify import checks
-from kvstore.verify.cluster import LocalCluster
+from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster
 from kvstore.verify.history import History, Op, OpKind
 from kvstore.verify.linearizability import check_history
 from kvstore.verify.nemesis import (
@@ -48,7 +48,6 @@ from kvstore.verify.netfault import Partitioner
 from kvstore.verify.slowdisk import SlowDisk, build_shim
 from kvstore.verify.workload import Event, Watcher, Worker, WorkloadConfig
 
-RAFT_FLAGS = ["--heartbeat-interval", "50", "--election-timeout", "500"]
 RECOVERY_TIMEOUT_S = 45.0
 DISK_MB = 48
 

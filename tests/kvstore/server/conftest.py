@@ -4,37 +4,46 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.kvstore.server.harness import Cluster
+from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster
 from tests.tooling import require_tool
+
+KVSTORE = str(Path(sys.executable).parent / "kvstore")
+"""The ``kvstore`` command of this environment."""
+
+
+@contextmanager
+def running(cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """Start ``cluster``, wait until every member is healthy, and stop it at the end.
+    Clusters here pass :data:`RAFT_FLAGS` in ``extra``: the tests' waits assume them."""
+    try:
+        cluster.start()
+        cluster.wait_healthy()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A healthy 3-member cluster for the tests of one module (which may kill and restart
     members, as long as they leave three healthy members behind)."""
-    c = Cluster(tmp_path_factory.mktemp("cluster"), 3)
-    try:
-        c.start()
+    with running(LocalCluster(tmp_path_factory.mktemp("cluster"), 3, extra=RAFT_FLAGS)) as c:
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="session")
-def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """One 3-member cluster for every module whose tests never kill a member; such a
     module overrides ``cluster`` with it, which saves starting a cluster per module."""
-    c = Cluster(tmp_path_factory.mktemp("shared"), 3)
-    try:
-        c.start()
+    with running(LocalCluster(tmp_path_factory.mktemp("shared"), 3, extra=RAFT_FLAGS)) as c:
         yield c
-    finally:
-        c.stop()
 
 
 Etcdctl = Callable[..., subprocess.CompletedProcess[str]]
@@ -47,7 +56,7 @@ def etcdctl_path() -> str:
 
 
 @pytest.fixture
-def etcdctl(etcdctl_path: str, cluster: Cluster) -> Etcdctl:
+def etcdctl(etcdctl_path: str, cluster: LocalCluster) -> Etcdctl:
     """Run etcdctl (API v3) against every member of the shared cluster."""
 
     def run(

@@ -12,23 +12,23 @@ import time
 import pytest
 
 from kvstore.client import Client, ClientError, SyncClient
-from tests.kvstore.server.harness import Cluster, MemberProc
+from kvstore.verify.cluster import LocalCluster, Member
 
 pytestmark = pytest.mark.slow
 
 
-def _followers(cluster: Cluster) -> list[MemberProc]:
+def _followers(cluster: LocalCluster) -> list[Member]:
     leader = cluster.leader()
     return [m for m in cluster.members if m is not leader and m.alive]
 
 
-def _serializable_value(m: MemberProc, key: bytes) -> bytes | None:
+def _serializable_value(m: Member, key: bytes) -> bytes | None:
     with SyncClient([m.endpoint], timeout=5, rounds=1) as c:
         kvs = c.get(key, serializable=True).kvs
     return kvs[0].value if kvs else None
 
 
-def _wait_value(m: MemberProc, key: bytes, expected: bytes | None, timeout: float = 10) -> None:
+def _wait_value(m: Member, key: bytes, expected: bytes | None, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _serializable_value(m, key) == expected:
@@ -37,7 +37,7 @@ def _wait_value(m: MemberProc, key: bytes, expected: bytes | None, timeout: floa
     raise AssertionError(f"{m.name}: {key!r} is {_serializable_value(m, key)!r}, not {expected!r}")
 
 
-def test_followers_forward_writes(cluster: Cluster) -> None:
+def test_followers_forward_writes(cluster: LocalCluster) -> None:
     for i, follower in enumerate(_followers(cluster)):
         with SyncClient([follower.endpoint], timeout=10, rounds=1) as c:
             put = c.put(f"fwd/{i}".encode(), b"v")
@@ -51,7 +51,7 @@ def test_followers_forward_writes(cluster: Cluster) -> None:
         _wait_value(m, b"fwd/1", b"v")
 
 
-def test_lease_expiry_deletes_the_keys_on_every_member(cluster: Cluster) -> None:
+def test_lease_expiry_deletes_the_keys_on_every_member(cluster: LocalCluster) -> None:
     with cluster.client() as c:
         lease = c.lease_grant(2)
         c.put(b"ephemeral", b"x", lease=lease.ID)
@@ -106,7 +106,7 @@ def _watch_in_thread(
     return thread
 
 
-def test_watch_survives_leader_failure_without_gaps(cluster: Cluster) -> None:
+def test_watch_survives_leader_failure_without_gaps(cluster: LocalCluster) -> None:
     leader = cluster.leader()
     watcher_member = _followers(cluster)[0]
     with cluster.client() as c:
@@ -128,11 +128,11 @@ def test_watch_survives_leader_failure_without_gaps(cluster: Cluster) -> None:
     revs = [r for r, _ in events]
     assert keys == written  # every write, in order, once
     assert revs == sorted(set(revs))
-    leader.start(cluster.initial_cluster, "new")
+    cluster.restart(leader)
     cluster.wait_healthy()
 
 
-def test_leader_sigkill_while_writing_then_restart_catches_up(cluster: Cluster) -> None:
+def test_leader_sigkill_while_writing_then_restart_catches_up(cluster: LocalCluster) -> None:
     leader = cluster.leader()
     acked: list[bytes] = []
     errors: list[str] = []
@@ -174,7 +174,7 @@ def test_leader_sigkill_while_writing_then_restart_catches_up(cluster: Cluster) 
         stored = {kv.key for kv in c.get(b"load/", prefix=True, keys_only=True).kvs}
     assert set(acked) <= stored
     # The old leader restarts from its data dir and catches up.
-    leader.start(cluster.initial_cluster, "new")
+    cluster.restart(leader)
     cluster.wait_healthy()
     _wait_value(leader, acked[-1], b"v", timeout=15)
     with SyncClient([leader.endpoint], timeout=5) as c:
@@ -182,7 +182,7 @@ def test_leader_sigkill_while_writing_then_restart_catches_up(cluster: Cluster) 
     assert count == len(stored)
 
 
-def test_member_added_live_receives_a_snapshot(cluster: Cluster) -> None:
+def test_member_added_live_receives_a_snapshot(cluster: LocalCluster) -> None:
     with cluster.client() as c:
         for i in range(20):
             c.put(f"before-join/{i}".encode(), b"x")
@@ -202,7 +202,7 @@ def test_member_added_live_receives_a_snapshot(cluster: Cluster) -> None:
     cluster.members.remove(new)
 
 
-def test_new_leader_extends_leases_instead_of_expiring_them(cluster: Cluster) -> None:
+def test_new_leader_extends_leases_instead_of_expiring_them(cluster: LocalCluster) -> None:
     ttl = 6
     leader = cluster.leader()
     survivors = [m for m in cluster.members if m is not leader]
@@ -223,12 +223,12 @@ def test_new_leader_extends_leases_instead_of_expiring_them(cluster: Cluster) ->
     # ... and the lease still expires, on every live member.
     for m in survivors:
         _wait_value(m, b"held", None, timeout=15)
-    leader.start(cluster.initial_cluster, "new")
+    cluster.restart(leader)
     cluster.wait_healthy()
     _wait_value(leader, b"held", None, timeout=10)
 
 
-def test_replace_a_member_whose_disk_was_lost(cluster: Cluster) -> None:
+def test_replace_a_member_whose_disk_was_lost(cluster: LocalCluster) -> None:
     """The procedure of docs/operations.md: remove, add with the same URLs, start empty."""
     victim = _followers(cluster)[0]
     old_id = cluster.member_id(victim)
@@ -243,7 +243,7 @@ def test_replace_a_member_whose_disk_was_lost(cluster: Cluster) -> None:
         c.put(b"after-loss", b"2")
     new_id = added.member.ID
     assert new_id != old_id
-    victim.start(cluster.initial_cluster, "existing")
+    cluster.join(victim)
     cluster.wait_healthy()
     _wait_value(victim, b"after-loss", b"2", timeout=15)
     _wait_value(victim, b"before-loss", b"1")
@@ -254,7 +254,7 @@ def test_replace_a_member_whose_disk_was_lost(cluster: Cluster) -> None:
     assert members[new_id] == victim.name
 
 
-def test_client_fails_over_and_watch_resumes_on_another_member(cluster: Cluster) -> None:
+def test_client_fails_over_and_watch_resumes_on_another_member(cluster: LocalCluster) -> None:
     dead = f"{cluster.members[0].host}:1"  # nothing listens there
     with SyncClient([dead, *cluster.endpoints], timeout=10) as c:
         c.put(b"failover", b"1")
@@ -285,11 +285,11 @@ def test_client_fails_over_and_watch_resumes_on_another_member(cluster: Cluster)
     thread.join(timeout=30)
     keys = [k for _, k in events if k != b"resume/zz"]
     assert keys == written  # resumed from the next revision: no gap, no duplicate
-    first.start(cluster.initial_cluster, "new")
+    cluster.restart(first)
     cluster.wait_healthy()
 
 
-def test_voter_changes_that_would_lose_quorum_are_refused(cluster: Cluster) -> None:
+def test_voter_changes_that_would_lose_quorum_are_refused(cluster: LocalCluster) -> None:
     down = _followers(cluster)[0]
     down.kill()
     time.sleep(3.0)  # past three election timeouts: the leader counts it inactive
@@ -307,5 +307,5 @@ def test_voter_changes_that_would_lose_quorum_are_refused(cluster: Cluster) -> N
             c.member_remove(cluster.member_id(live_follower))
         assert "not enough started members" in info.value.details
         assert len(c.member_list().members) == 3
-    down.start(cluster.initial_cluster, "new")
+    cluster.restart(down)
     cluster.wait_healthy()

@@ -14,7 +14,7 @@ from kvstore.server import ids
 from kvstore.server.config import ConfigError, ServerConfig, add_serve_arguments, build_config
 from kvstore.server.member import bootstrap_identity
 from kvstore.verify.cluster import free_port
-from tests.kvstore.server.harness import KVSTORE
+from tests.kvstore.server.conftest import KVSTORE
 
 
 def _config(argv: list[str], env: dict[str, str] | None = None) -> ServerConfig:

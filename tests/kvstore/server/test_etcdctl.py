@@ -16,14 +16,14 @@ from kvstore.api.gen.kvstorepb import internal_pb2
 from kvstore.server import snapshot_file
 from kvstore.storage.mvcc import MvccStore
 from kvstore.storage.mvcc_types import RangeRequest
+from kvstore.verify.cluster import LocalCluster
 from tests.kvstore.server.conftest import Etcdctl
-from tests.kvstore.server.harness import Cluster
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster(shared_cluster: Cluster) -> Cluster:
+def cluster(shared_cluster: LocalCluster) -> LocalCluster:
     """This module's tests never kill a member: they share the session's cluster."""
     return shared_cluster
 
@@ -41,7 +41,7 @@ def _revision(etcdctl: Etcdctl, key: str) -> int:
     return int(header["revision"])
 
 
-def test_put_get_delete_with_prefix(etcdctl: Etcdctl, cluster: Cluster) -> None:
+def test_put_get_delete_with_prefix(etcdctl: Etcdctl, cluster: LocalCluster) -> None:
     for key, value in [("app/a", "1"), ("app/b", "2"), ("apq", "x")]:
         assert etcdctl("put", key, value).stdout.strip() == "OK"
     # Every member serves the read (linearizable by default).
@@ -54,7 +54,7 @@ def test_put_get_delete_with_prefix(etcdctl: Etcdctl, cluster: Cluster) -> None:
     assert etcdctl("get", "apq", "--print-value-only").stdout.strip() == "x"
 
 
-def test_get_at_revision_and_json_header(etcdctl: Etcdctl, cluster: Cluster) -> None:
+def test_get_at_revision_and_json_header(etcdctl: Etcdctl, cluster: LocalCluster) -> None:
     etcdctl("put", "rev-key", "old")
     old_rev = _revision(etcdctl, "rev-key")
     etcdctl("put", "rev-key", "new")
@@ -75,7 +75,9 @@ def test_get_at_revision_and_json_header(etcdctl: Etcdctl, cluster: Cluster) -> 
     assert int(kvs[0]["mod_revision"]) == int(header["revision"])
 
 
-def test_get_options_sort_limit_keys_and_count_only(etcdctl: Etcdctl, cluster: Cluster) -> None:
+def test_get_options_sort_limit_keys_and_count_only(
+    etcdctl: Etcdctl, cluster: LocalCluster
+) -> None:
     for key, value in [("opt/c", "3"), ("opt/a", "1"), ("opt/b", "2")]:
         etcdctl("put", key, value)
     etcdctl("put", "opt/a", "1again")  # opt/a now has the newest mod revision
@@ -111,7 +113,7 @@ def test_txn_from_stdin(etcdctl: Etcdctl) -> None:
 
 
 def test_watch_from_revision_sees_history_and_live_events(
-    etcdctl_path: str, etcdctl: Etcdctl, cluster: Cluster
+    etcdctl_path: str, etcdctl: Etcdctl, cluster: LocalCluster
 ) -> None:
     etcdctl("put", "watched/1", "a")
     start = _revision(etcdctl, "watched/1")
@@ -149,7 +151,7 @@ def test_lease_grant_keepalive_timetolive_revoke(etcdctl: Etcdctl) -> None:
     assert "already expired" in gone
 
 
-def test_endpoint_status_and_health(etcdctl: Etcdctl, cluster: Cluster) -> None:
+def test_endpoint_status_and_health(etcdctl: Etcdctl, cluster: LocalCluster) -> None:
     statuses = json.loads(etcdctl("endpoint", "status", "-w", "json").stdout)
     assert len(statuses) == 3
     leaders = {s["Status"]["leader"] for s in statuses}
@@ -161,7 +163,7 @@ def test_endpoint_status_and_health(etcdctl: Etcdctl, cluster: Cluster) -> None:
     assert health.count("is healthy") == 3
 
 
-def test_snapshot_save(etcdctl: Etcdctl, cluster: Cluster, workdir: Path) -> None:
+def test_snapshot_save(etcdctl: Etcdctl, cluster: LocalCluster, workdir: Path) -> None:
     etcdctl("put", "in-snapshot", "yes")
     target = workdir / "snap.db"
     etcdctl("snapshot", "save", str(target), endpoints=[cluster.endpoints[0]])
@@ -191,7 +193,7 @@ def test_alarm_list_is_empty(etcdctl: Etcdctl) -> None:
     assert result.stdout.strip() == ""
 
 
-def test_member_update_changes_peer_urls(etcdctl: Etcdctl, cluster: Cluster) -> None:
+def test_member_update_changes_peer_urls(etcdctl: Etcdctl, cluster: LocalCluster) -> None:
     m = cluster.members[2]
     member_id = f"{cluster.member_id(m):x}"
     extra = "http://127.0.0.1:1"
@@ -208,19 +210,18 @@ def test_member_update_changes_peer_urls(etcdctl: Etcdctl, cluster: Cluster) -> 
     ]  # fmt: skip
 
 
-def test_member_list_add_promote_remove(etcdctl: Etcdctl, cluster: Cluster) -> None:
+def test_member_list_add_promote_remove(etcdctl: Etcdctl, cluster: LocalCluster) -> None:
     listed = etcdctl("member", "list").stdout.strip().splitlines()
     assert len(listed) == 3
     names = sorted(line.split(", ")[2] for line in listed)
     assert names == ["m1", "m2", "m3"]
     assert all(", started, " in line for line in listed)
     # Add a learner with etcdctl, start it, promote it, then remove it.
-    new = cluster._new_member("m4", [], {})
+    new = cluster.new_member(name="m4")
     added = etcdctl("member", "add", "m4", f"--peer-urls={new.peer_url}", "--learner").stdout
     assert "Member" in added and "added to cluster" in added
     new_id = added.split()[1]
-    cluster.members.append(new)
-    new.start(cluster.initial_cluster, "existing")
+    cluster.join(new)
     cluster.wait_healthy([new])
     deadline = time.monotonic() + 20
     while True:

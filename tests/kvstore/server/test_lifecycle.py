@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from kvstore.client import SyncClient
-from kvstore.verify.cluster import free_port
-from tests.kvstore.server.harness import KVSTORE, Cluster
+from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster, free_port
+from tests.kvstore.server.conftest import KVSTORE, running
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def _kvstore(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
     return result
 
 
-def test_cli_basic_operations(cluster: Cluster) -> None:
+def test_cli_basic_operations(cluster: LocalCluster) -> None:
     eps = ",".join(cluster.endpoints)
     assert _kvstore("put", "cli/a", "1", "--endpoints", eps).stdout.strip() == "OK"
     _kvstore("put", "cli/b", "2", "--endpoints", eps)
@@ -50,7 +50,7 @@ def test_cli_basic_operations(cluster: Cluster) -> None:
     assert "member not found" in missing.stderr
 
 
-def test_sigterm_transfers_leadership_and_exits_zero(cluster: Cluster) -> None:
+def test_sigterm_transfers_leadership_and_exits_zero(cluster: LocalCluster) -> None:
     leader = cluster.leader()
     with cluster.client() as c:
         c.put(b"before-sigterm", b"1")
@@ -69,19 +69,19 @@ def test_sigterm_transfers_leadership_and_exits_zero(cluster: Cluster) -> None:
     with cluster.client() as c:
         c.put(b"after-sigterm", b"2")
     # Restarted from its data dir, the member rejoins and catches up.
-    leader.start(cluster.initial_cluster, "new")
+    cluster.restart(leader)
     cluster.wait_healthy()
     with SyncClient([leader.endpoint], timeout=10) as c:
         assert c.get(b"after-sigterm").kvs[0].value == b"2"
         assert c.get(b"before-sigterm").kvs[0].value == b"1"
 
 
-def test_whole_cluster_restarts_from_its_data_dirs(cluster: Cluster) -> None:
+def test_whole_cluster_restarts_from_its_data_dirs(cluster: LocalCluster) -> None:
     with cluster.client() as c:
         c.put(b"survives-restart", b"1")
     cluster.stop()
     for m in cluster.members:
-        m.start(cluster.initial_cluster, "new")
+        cluster.restart(m)
     cluster.wait_healthy()  # a leader is elected from the membership kept on disk
     leader = cluster.leader()
     with cluster.client() as c:
@@ -137,9 +137,8 @@ def test_dev_cluster_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_snapshots_compact_the_log_and_restart_from_them(tmp_path: Path) -> None:
-    single = Cluster(tmp_path, 1, extra=["--snapshot-count", "25"])
-    single.start()
-    try:
+    single = LocalCluster(tmp_path, 1, extra=[*RAFT_FLAGS, "--snapshot-count", "25"])
+    with running(single):
         with single.client() as c:
             for i in range(120):
                 c.put(f"snap/{i:03d}".encode(), str(i).encode())
@@ -148,13 +147,11 @@ def test_snapshots_compact_the_log_and_restart_from_them(tmp_path: Path) -> None
         assert snaps, "no snapshot file after 120 entries with --snapshot-count 25"
         assert "snapshot at index" in member.log_text()
         assert member.terminate() == 0
-        member.start(single.initial_cluster, "new")
+        single.restart(member)
         single.wait_healthy()
         with single.client() as c:
             got = c.get(b"snap/", prefix=True)
         assert [kv.value for kv in got.kvs] == [str(i).encode() for i in range(120)]
-    finally:
-        single.stop()
 
 
 def test_dev_cluster_members_do_not_outlive_it(tmp_path: Path) -> None:
@@ -189,9 +186,8 @@ def test_dev_cluster_members_do_not_outlive_it(tmp_path: Path) -> None:
 
 
 def test_a_member_behind_the_compacted_log_catches_up_from_a_snapshot(tmp_path: Path) -> None:
-    small = Cluster(tmp_path, 3, extra=["--snapshot-count", "20"])
-    small.start()
-    try:
+    small = LocalCluster(tmp_path, 3, extra=[*RAFT_FLAGS, "--snapshot-count", "20"])
+    with running(small):
         leader = small.leader()
         behind = next(m for m in small.members if m is not leader)
         with small.client() as c:
@@ -200,7 +196,7 @@ def test_a_member_behind_the_compacted_log_catches_up_from_a_snapshot(tmp_path: 
         with small.client([m for m in small.members if m is not behind]) as c:
             for i in range(100):  # past the 20 entries kept after a snapshot
                 c.put(f"catch/{i % 50:02d}".encode(), str(i).encode())
-        behind.start(small.initial_cluster, "new")
+        small.restart(behind)
         small.wait_healthy()
         deadline = time.monotonic() + 30
         with SyncClient([behind.endpoint], timeout=10) as c:
@@ -212,5 +208,3 @@ def test_a_member_behind_the_compacted_log_catches_up_from_a_snapshot(tmp_path: 
             assert c.get(b"catch/49", serializable=True).kvs[0].value == b"99"
             assert c.get(b"catch/first", serializable=True).kvs[0].value == b"0"
         assert behind.log_text().count("restored snapshot at index") >= 1
-    finally:
-        small.stop()

@@ -18,13 +18,14 @@ from kvstore.api.gen.mvccpb import kv_pb2
 from kvstore.client import ClientError, SyncClient
 from kvstore.raft.codec import encode_message
 from kvstore.raft.types import Message, MessageType
-from tests.kvstore.server.harness import Cluster
+from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster
+from tests.kvstore.server.conftest import running
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster(shared_cluster: Cluster) -> Cluster:
+def cluster(shared_cluster: LocalCluster) -> LocalCluster:
     """This module's tests never kill a member: they share the session's cluster."""
     return shared_cluster
 
@@ -37,7 +38,7 @@ def _error(call: object) -> ClientError:
 
 
 @pytest.fixture(scope="module")
-def client(cluster: Cluster) -> Iterator[SyncClient]:
+def client(cluster: LocalCluster) -> Iterator[SyncClient]:
     with cluster.client() as c:
         yield c
 
@@ -198,7 +199,7 @@ def test_malformed_bytes_and_auth(client: SyncClient) -> None:
     assert client.get(b"after-garbage").kvs[0].value == b"ok"
 
 
-def test_members_still_agree_after_bad_input(cluster: Cluster, client: SyncClient) -> None:
+def test_members_still_agree_after_bad_input(cluster: LocalCluster, client: SyncClient) -> None:
     revision = client.put(b"hash-marker", b"1").header.revision
     hashes = set()
     for m in cluster.members:
@@ -218,36 +219,32 @@ def test_members_still_agree_after_bad_input(cluster: Cluster, client: SyncClien
 
 
 def test_nospace_alarm(tmp_path: Path) -> None:
-    small = Cluster(tmp_path, 1, extra=["--quota-backend-bytes", "60000"])
-    small.start()
-    try:
-        with small.client() as c:
-            with pytest.raises(ClientError) as info:
-                for i in range(200):
-                    c.put(f"fill/{i}".encode(), b"x" * 1000)
-            assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert info.value.details == "etcdserver: mvcc: database space exceeded"
-            deadline = time.monotonic() + 5
-            while not c.alarms().alarms and time.monotonic() < deadline:
-                time.sleep(0.05)
-            alarms = c.alarms().alarms
-            assert [a.alarm for a in alarms] == [rpc_pb2.AlarmType.Value("NOSPACE")]
-            # Reads and deletes still work; writes do not.
-            assert c.get(b"fill/0").kvs[0].value == b"x" * 1000
-            assert _error(lambda: c.put(b"tiny", b"1")).details == (
-                "etcdserver: mvcc: database space exceeded"
-            )
-            latest = c.delete(b"fill/", prefix=True).header.revision
-            c.compact(latest)
-            c.disarm()
-            assert not c.alarms().alarms
-            c.put(b"tiny", b"1")
-            assert c.get(b"tiny").kvs[0].value == b"1"
-    finally:
-        small.stop()
+    small = LocalCluster(tmp_path, 1, extra=[*RAFT_FLAGS, "--quota-backend-bytes", "60000"])
+    with running(small), small.client() as c:
+        with pytest.raises(ClientError) as info:
+            for i in range(200):
+                c.put(f"fill/{i}".encode(), b"x" * 1000)
+        assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert info.value.details == "etcdserver: mvcc: database space exceeded"
+        deadline = time.monotonic() + 5
+        while not c.alarms().alarms and time.monotonic() < deadline:
+            time.sleep(0.05)
+        alarms = c.alarms().alarms
+        assert [a.alarm for a in alarms] == [rpc_pb2.AlarmType.Value("NOSPACE")]
+        # Reads and deletes still work; writes do not.
+        assert c.get(b"fill/0").kvs[0].value == b"x" * 1000
+        assert _error(lambda: c.put(b"tiny", b"1")).details == (
+            "etcdserver: mvcc: database space exceeded"
+        )
+        latest = c.delete(b"fill/", prefix=True).header.revision
+        c.compact(latest)
+        c.disarm()
+        assert not c.alarms().alarms
+        c.put(b"tiny", b"1")
+        assert c.get(b"tiny").kvs[0].value == b"1"
 
 
-def test_raft_traffic_from_another_cluster_is_refused(cluster: Cluster) -> None:
+def test_raft_traffic_from_another_cluster_is_refused(cluster: LocalCluster) -> None:
     target = cluster.members[0]
     heartbeat = encode_message(Message(MessageType.HEARTBEAT, to=1, from_=2, term=10**6))
     with grpc.insecure_channel(f"{target.host}:{target.peer_port}") as channel:
@@ -315,7 +312,7 @@ def test_watch_filters_prev_kv_progress_and_cancel(client: SyncClient) -> None:
         outgoing.put(None)
 
 
-def test_a_follower_refuses_forwarded_work_with_a_leader_hint(cluster: Cluster) -> None:
+def test_a_follower_refuses_forwarded_work_with_a_leader_hint(cluster: LocalCluster) -> None:
     leader = cluster.leader()
     follower = next(m for m in cluster.members if m is not leader)
     request = internal_pb2.ForwardRequest(

@@ -21,14 +21,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from kvstore.client import ClientError, SyncClient
-from kvstore.verify.cluster import free_port
-from tests.kvstore.server.harness import Cluster
+from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster, free_port
+from tests.kvstore.server.conftest import running
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster(shared_cluster: Cluster) -> Cluster:
+def cluster(shared_cluster: LocalCluster) -> LocalCluster:
     """This module's tests never kill a member: they share the session's cluster."""
     return shared_cluster
 
@@ -70,7 +70,7 @@ def _sample(text: str, name: str, labels: str = "") -> float:
     return total
 
 
-def test_metrics_exist_and_move(cluster: Cluster) -> None:
+def test_metrics_exist_and_move(cluster: LocalCluster) -> None:
     leader = cluster.leader()
     _, before = _get(leader.metrics_url + "/metrics")
     for name in ETCD_METRICS:
@@ -95,7 +95,7 @@ def test_metrics_exist_and_move(cluster: Cluster) -> None:
     assert _sample(after, "etcd_mvcc_db_total_size_in_bytes") > 0
 
 
-def test_health_endpoints_and_grpc_health(cluster: Cluster) -> None:
+def test_health_endpoints_and_grpc_health(cluster: LocalCluster) -> None:
     for m in cluster.members:
         for path in ("/healthz", "/readyz"):
             status, body = _get(m.metrics_url + path)
@@ -110,9 +110,7 @@ def test_health_endpoints_and_grpc_health(cluster: Cluster) -> None:
 
 
 def test_health_turns_false_without_a_quorum(tmp_path: Path) -> None:
-    pair = Cluster(tmp_path, 2)
-    pair.start()
-    try:
+    with running(LocalCluster(tmp_path, 2, extra=RAFT_FLAGS)) as pair:
         survivor = pair.members[0]
         pair.members[1].kill()
         deadline = time.monotonic() + 15
@@ -139,8 +137,6 @@ def test_health_turns_false_without_a_quorum(tmp_path: Path) -> None:
             assert c.get(b"k", serializable=True).count == 0
         assert survivor.alive
         assert _get(survivor.metrics_url + "/healthz")[0] == 503
-    finally:
-        pair.stop()
 
 
 class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
@@ -175,9 +171,10 @@ def test_forwarded_write_is_one_trace_across_members(tmp_path: Path) -> None:
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
         "OTEL_BSP_SCHEDULE_DELAY": "200",
     }
-    traced = Cluster(tmp_path, 3, env=env)
+    traced = LocalCluster(tmp_path, 3, extra=RAFT_FLAGS, member_env=lambda _name: env)
     try:
         traced.start()
+        traced.wait_healthy()
         leader = traced.leader()
         follower = next(m for m in traced.members if m is not leader)
         with SyncClient([follower.endpoint], timeout=10, rounds=1) as c:

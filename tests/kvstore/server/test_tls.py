@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kvstore.client import ClientError, SyncClient
-from kvstore.verify.cluster import next_host
-from tests.kvstore.server.harness import Cluster
+from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster, next_host
+from tests.kvstore.server.conftest import running
 from tests.tooling import require_tool
 
 pytestmark = pytest.mark.slow
@@ -90,7 +90,7 @@ def _make_pki(root: Path, ips: list[str]) -> Pki:
 
 
 @pytest.fixture(scope="module")
-def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Pki]]:
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, Pki]]:
     root = tmp_path_factory.mktemp("tls")
     hosts = [next_host(), next_host()]
     pki = _make_pki(root, hosts)
@@ -105,16 +105,15 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Clus
         private_key=pki.key.read_bytes(),
         certificate_chain=pki.cert.read_bytes(),
     )
-    cluster = Cluster(root, 2, extra=flags, scheme="https", credentials=creds, hosts=hosts)
-    try:
-        cluster.start()
+    cluster = LocalCluster(
+        root, 2, extra=[*RAFT_FLAGS, *flags], scheme="https", credentials=creds, hosts=hosts
+    )
+    with running(cluster):
         yield cluster, pki
-    finally:
-        cluster.stop()
 
 
 def test_client_with_certificate_reads_and_writes_through_both_members(
-    tls_cluster: tuple[Cluster, Pki],
+    tls_cluster: tuple[LocalCluster, Pki],
 ) -> None:
     cluster, _ = tls_cluster
     leader = cluster.leader()
@@ -124,7 +123,7 @@ def test_client_with_certificate_reads_and_writes_through_both_members(
         assert c.get(b"secure").kvs[0].value == b"yes"
 
 
-def test_client_without_certificate_is_refused(tls_cluster: tuple[Cluster, Pki]) -> None:
+def test_client_without_certificate_is_refused(tls_cluster: tuple[LocalCluster, Pki]) -> None:
     cluster, pki = tls_cluster
     server_only = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
     client = SyncClient([cluster.endpoints[0]], timeout=3, rounds=1, credentials=server_only)
@@ -133,7 +132,7 @@ def test_client_without_certificate_is_refused(tls_cluster: tuple[Cluster, Pki])
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
 
 
-def test_etcdctl_with_certificates(tls_cluster: tuple[Cluster, Pki]) -> None:
+def test_etcdctl_with_certificates(tls_cluster: tuple[LocalCluster, Pki]) -> None:
     etcdctl = require_tool("etcdctl")
     cluster, pki = tls_cluster
     result = subprocess.run(
@@ -154,7 +153,7 @@ def kvstore_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_cli_with_etcdctl_tls_flags(tls_cluster: tuple[Cluster, Pki]) -> None:
+def test_cli_with_etcdctl_tls_flags(tls_cluster: tuple[LocalCluster, Pki]) -> None:
     cluster, pki = tls_cluster
     tls = ["--endpoints", ",".join(cluster.endpoints), "--cacert", str(pki.ca),
            "--cert", str(pki.cert), "--key", str(pki.key)]  # fmt: skip
@@ -167,7 +166,7 @@ def test_cli_with_etcdctl_tls_flags(tls_cluster: tuple[Cluster, Pki]) -> None:
     assert health.stdout.count("is healthy") == len(cluster.endpoints)
 
 
-def test_cli_tls_flags_are_checked(tls_cluster: tuple[Cluster, Pki]) -> None:
+def test_cli_tls_flags_are_checked(tls_cluster: tuple[LocalCluster, Pki]) -> None:
     cluster, pki = tls_cluster
     endpoint = ["--endpoints", cluster.endpoints[0], "--timeout", "3"]
     alone = kvstore_cli("get", "k", *endpoint, "--cacert", str(pki.ca), "--cert", str(pki.cert))
