@@ -197,7 +197,7 @@ class StateMachine:
         if write and self.nospace:
             return ApplyResult(error=errors.NO_SPACE)
         result = self.kv.execute(req)
-        if result.events:
+        if result.events and len(self.hub):
             self.hub.publish(result.revision, [convert.event(e) for e in result.events])
         header = self.header()
         resp = result.response

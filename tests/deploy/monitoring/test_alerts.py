@@ -23,7 +23,8 @@ from tests.tooling import ROOT, require_tool
 
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 # The alerts the store must have (issue: no leader, frequent leader changes, slow fsync, failed
-# proposals, quota nearly full, member down, insufficient members, error rate, latency).
+# proposals, quota nearly full, member down, insufficient members, error rate, latency), and
+# watchers that fall behind.
 EXPECTED_ALERTS = {
     "KvstoreNoLeader",
     "KvstoreFrequentLeaderChanges",
@@ -34,6 +35,7 @@ EXPECTED_ALERTS = {
     "KvstoreInsufficientMembers",
     "KvstoreHighErrorRate",
     "KvstoreLatencyObjective",
+    "KvstoreSlowWatchers",
 }
 
 

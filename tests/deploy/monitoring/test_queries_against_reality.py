@@ -152,6 +152,7 @@ def test_prometheus_evaluates_every_alert_and_a_healthy_cluster_raises_none(
         "KvstoreInsufficientMembers",
         "KvstoreQuotaNearlyFull",
         "KvstoreProposalsFailing",
+        "KvstoreSlowWatchers",
     ):
         assert rules[name]["state"] == "inactive", name
 

@@ -47,6 +47,8 @@ STORE_METRICS = {
     "etcd_disk_backend_commit_duration_seconds",
     "etcd_mvcc_db_total_size_in_bytes",
     "etcd_server_quota_backend_bytes",
+    "etcd_debugging_mvcc_watcher_total",
+    "etcd_debugging_mvcc_slow_watcher_total",
     "grpc_server_handled_total",
     "grpc_server_handling_seconds",
 }
@@ -149,6 +151,7 @@ def test_dashboard_panels_are_well_formed() -> None:
         ("latency by method", "grpc_server_handling_seconds"),
         ("DB size", "etcd_mvcc_db_total_size_in_bytes"),
         ("quota", "etcd_server_quota_backend_bytes"),
+        ("watchers catching up", "etcd_debugging_mvcc_slow_watcher_total"),
         ("members up", "up"),
     ],
 )
