@@ -198,7 +198,11 @@ class EtcdServer:
         return await self._forward(op, kind)
 
     async def handle_forward(self, request: internal_pb2.ForwardRequest) -> bytes:
-        """A request forwarded by another member; this member must be the leader."""
+        """A request forwarded by another member; this member must be the leader.
+
+        Leader-only work arrives here. So may a proposal, from a member of an earlier
+        version that forwarded writes this way (a rolling upgrade runs both): it is
+        proposed here as if a client had sent it."""
         self._check_accepting()
         if not self.node.status().is_leader:
             hint = self.node.leader
