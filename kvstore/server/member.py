@@ -47,7 +47,7 @@ from kvstore.server.services import (
 from kvstore.server.statemachine import StateMachine
 from kvstore.server.transport import PEER_CHANNEL_OPTIONS, Transport, grpc_target
 from kvstore.server.watch_service import WatchService
-from kvstore.storage.disk_storage import WAL_DIR, DiskStorage
+from kvstore.storage.disk_storage import DiskStorage
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +176,6 @@ async def join_identity(config: ServerConfig, creds: grpc.ChannelCredentials | N
     )
 
 
-def _has_wal(config: ServerConfig) -> bool:
-    wal = config.data_dir / WAL_DIR
-    return wal.is_dir() and any(wal.iterdir())
-
-
 class Member:
     """A running kvstore member."""
 
@@ -209,12 +204,11 @@ class Member:
         cfg = self.config
         peer_creds = _peer_channel_credentials(cfg.peer_tls)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        if _has_wal(cfg):
-            # The bootstrap membership lives in the WAL metadata: read it, then reopen with
-            # it, since the storage needs it whenever no snapshot holds the membership yet.
-            probe = await asyncio.to_thread(DiskStorage.open, cfg.data_dir)
-            identity = Identity.decode(probe.metadata)
-            await asyncio.to_thread(probe.close)
+        stored = await asyncio.to_thread(DiskStorage.read_metadata, cfg.data_dir)
+        if stored is not None:
+            # The bootstrap membership lives in the WAL metadata: the storage needs it
+            # whenever no snapshot holds the membership yet.
+            identity = Identity.decode(stored)
             metadata = b""
         else:
             if cfg.initial_cluster_state == "new":

@@ -67,6 +67,12 @@ class DiskStorage:
         self.recovered = replay
         """What the WAL replay found (metadata, whether a torn tail was cut)."""
 
+    @staticmethod
+    def read_metadata(data_dir: Path | str) -> bytes | None:
+        """The metadata stored when the log under ``data_dir`` was created (None if there
+        is no log yet), without recovering anything."""
+        return Wal.read_metadata(Path(data_dir) / WAL_DIR)
+
     @classmethod
     def open(
         cls,

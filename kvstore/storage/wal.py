@@ -387,6 +387,25 @@ class Wal:
         """The owner's metadata stored in the log."""
         return self._metadata
 
+    @staticmethod
+    def read_metadata(directory: Path | str) -> bytes | None:
+        """The owner's metadata of an existing log (None if there is none), read from the
+        head of its oldest segment without replaying anything: a member learns who it is
+        before it opens its storage for real."""
+        path = Path(directory)
+        segments = _list_segments(path) if path.is_dir() else []
+        if not segments:
+            return None
+        with segments[0].path.open("rb") as f:
+            head = f.read(_METADATA_PROBE_BYTES)
+        try:
+            for _, rec, _ in record.iter_records(head):
+                if isinstance(rec, Metadata):
+                    return rec.data
+        except FrameError:
+            pass  # cut off inside a record (or damaged): Wal.open decides which
+        raise CorruptionError(segments[0].path, 0, "no metadata record at the segment head")
+
     def release_to(self, snapshot_index: int) -> list[Path]:
         """Delete the segments a durable snapshot at ``snapshot_index`` makes unnecessary.
 
@@ -417,6 +436,10 @@ class Wal:
         with self._sync_lock, self._lock:
             self._closed = True
             os.close(self._fd)
+
+
+_METADATA_PROBE_BYTES = 1 << 20
+"""A segment's header and metadata records come first and are small."""
 
 
 def _list_segments(directory: Path) -> list[Segment]:

@@ -298,3 +298,20 @@ def test_open_creates_missing_directories(tmp_path: Path) -> None:
     assert replay.entries == [] and len(wal.segments) == 1
     assert wal.segments[0].path.parent == tmp_path / "data" / "member" / "wal"
     wal.close()
+
+
+def test_metadata_is_read_from_the_oldest_remaining_segment_without_a_replay(
+    tmp_path: Path,
+) -> None:
+    assert Wal.read_metadata(tmp_path / "absent") is None
+    assert Wal.read_metadata(tmp_path) is None
+    wal, _ = Wal.open(tmp_path, metadata=b"member 7 of cluster 9", segment_size=4096)
+    for i in range(1, 101):
+        wal.save(HardState(1, 1, i - 1), ents(i, i, size=100), sync=True)
+    assert wal.release_to(60), "the first segments are gone"
+    wal.close()
+    assert Wal.read_metadata(tmp_path) == b"member 7 of cluster 9"
+    oldest = min(tmp_path.glob("*.wal"))
+    oldest.write_bytes(b"\0" * 64)  # a head that holds no record
+    with pytest.raises(CorruptionError, match="no metadata record"):
+        Wal.read_metadata(tmp_path)
