@@ -53,7 +53,8 @@ from kvstore.raft.types import (
 )
 from kvstore.server import errors, logs, tracing
 from kvstore.server.metrics import Metrics
-from kvstore.server.statemachine import ApplyResult, StateEncoder, StateMachine
+from kvstore.server.snapshots import SnapshotWriter
+from kvstore.server.statemachine import ApplyResult, StateMachine
 from kvstore.server.transport import Transport
 from kvstore.storage.disk_storage import DiskStorage
 
@@ -61,8 +62,6 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-SNAPSHOT_SLICE_KEYS = 2_000
-"""Keys a snapshot encodes before it lets other work run (a few milliseconds)."""
 SNAPSHOT_CATCH_UP_ENTRIES = 5_000
 """Entries kept in the log after a snapshot (at most ``--snapshot-count``), so slightly
 lagging followers need no snapshot."""
@@ -162,8 +161,7 @@ class Node:
             (int(time.time() * 1000) & 0xFFFFFFFF) << 16
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._snapshot_job: asyncio.Task[None] | None = None
-        self._written_snapshot: Snapshot | None = None
+        self._snapshots = SnapshotWriter(storage, self._wake.set, self._fail_stop)
         self._stopped = False
         self.on_leader_change: Callable[[int, int], None] = lambda _old, _new: None
         self.on_removed: Callable[[], None] = lambda: None
@@ -182,10 +180,11 @@ class Node:
         """Stop driving the core, fail waiters and sync the log."""
         self._stopped = True
         self._wake.set()
-        for task in [*self._tasks, *([self._snapshot_job] if self._snapshot_job else [])]:
+        for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._snapshots.cancel()
         for fut in list(self._waiters.values()):
             if not fut.done():
                 # Proposed but not applied here: it may still commit, so the outcome is
@@ -409,8 +408,9 @@ class Node:
 
     async def _drain(self) -> None:
         while True:
-            if self._written_snapshot is not None:
-                await self._commit_snapshot(self._written_snapshot)
+            written = self._snapshots.take()
+            if written is not None:
+                await self._commit_snapshot(written)
             while self._inbox:
                 op = self._inbox.popleft()
                 try:
@@ -583,49 +583,20 @@ class Node:
                 fut.set_result(None)
 
     def _maybe_snapshot(self) -> None:
-        """Start writing a snapshot once ``--snapshot-count`` entries were applied since the
-        last one. It is encoded a slice at a time between other work and written by a
-        worker thread, so neither the event loop nor the log waits for it."""
-        if self._snapshot_job is not None or self._written_snapshot is not None:
+        """Start a snapshot once ``--snapshot-count`` entries were applied since the last
+        one; neither the event loop nor the log waits for it (see :mod:`.snapshots`)."""
+        if self._snapshots.busy or self.applied - self._snapshot_index < self._snapshot_count:
             return
-        if self.applied - self._snapshot_index < self._snapshot_count:
-            return
-        index, term = self.applied, self._storage.term(self.applied)
-        encoder = self._sm.snapshot_encoder()
-        self._snapshot_job = asyncio.get_running_loop().create_task(
-            self._write_snapshot(encoder, index, term, self.conf_state)
-        )
+        term = self._storage.term(self.applied)
+        self._snapshots.start(self._sm.snapshot_encoder(), self.applied, term, self.conf_state)
 
-    async def _write_snapshot(
-        self, encoder: StateEncoder, index: int, term: int, conf_state: ConfState
-    ) -> None:
-        try:
-            while not encoder.encode(SNAPSHOT_SLICE_KEYS):
-                await asyncio.sleep(0)
-            encoder.close()
-
-            def assemble_and_write() -> Snapshot:
-                data = encoder.assemble()
-                return self._storage.write_snapshot(index, term, conf_state, data)
-
-            snap = await asyncio.to_thread(assemble_and_write)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("writing the snapshot at index %d failed; stopping this member", index)
-            self._stopped = True
-            self.on_failed()
-            return
-        finally:
-            encoder.close()
-            self._snapshot_job = None
-        self._written_snapshot = snap
-        self._wake.set()
+    def _fail_stop(self) -> None:
+        self._stopped = True
+        self.on_failed()
 
     async def _commit_snapshot(self, snap: Snapshot) -> None:
         """Make a written snapshot current and drop the log it covers (on the Raft loop,
         between two Readys, where the log is not being written)."""
-        self._written_snapshot = None
         index = snap.metadata.index
         try:
             await asyncio.to_thread(self._storage.commit_snapshot, snap)

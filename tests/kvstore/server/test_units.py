@@ -3,18 +3,28 @@ deadlines, and the mapping of store errors to etcd's codes and messages."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import time
+from pathlib import Path
+
 import grpc
 import pytest
 
 import kvstore.client
+from kvstore.api.gen.etcdserverpb import rpc_pb2
+from kvstore.api.gen.kvstorepb import internal_pb2
 from kvstore.api.gen.mvccpb import kv_pb2
 from kvstore.client._async import _retryable
+from kvstore.raft.types import ConfState, Entry, Snapshot
 from kvstore.server import errors, snapshot_file
 from kvstore.server.keyrange import in_range, prefix_end
 from kvstore.server.lessor import LeaseClock
 from kvstore.server.node import ReadContexts
-from kvstore.server.statemachine import etcd_error
+from kvstore.server.snapshots import SnapshotWriter
+from kvstore.server.statemachine import StateMachine, etcd_error
 from kvstore.server.watch import FILTER_NOPUT, CompactedWatch, Watcher, WatchHub
+from kvstore.storage.disk_storage import DiskStorage
 from kvstore.storage.errors import CompactedError, InvalidRequestError, LeaseNotFoundError
 
 
@@ -205,3 +215,61 @@ def test_a_lagging_watcher_whose_history_was_compacted_is_cancelled() -> None:
     room[0] = True
     hub.catch_up([w], current=3, compacted=3)
     assert cancelled == [3] and w.cancelled and hub.lagging == 0 and len(hub) == 0
+
+
+def _state_with_keys(n: int) -> StateMachine:
+    sm = StateMachine(1, 2, lambda: 1, LeaseClock(time.monotonic, 2))
+    for i in range(n):
+        put = rpc_pb2.PutRequest(key=f"k{i:05}".encode(), value=b"v")
+        sm.apply(internal_pb2.InternalRequest(put=put), i + 1, 1)
+    return sm
+
+
+def test_the_snapshot_writer_writes_the_state_as_of_its_start(tmp_path: Path) -> None:
+    """Applies made while it encodes are not in it; the file is the one recovery loads."""
+    sm = _state_with_keys(5000)
+    storage = DiskStorage.open(tmp_path)
+    storage.save(None, [Entry(1, i) for i in range(1, 5001)], must_sync=True)
+    expected = sm.snapshot()
+    written: list[bool] = []
+
+    async def run() -> Snapshot | None:
+        writer = SnapshotWriter(storage, lambda: written.append(True), lambda: None)
+        writer.start(sm.snapshot_encoder(), 5000, 1, ConfState(voters=frozenset({1})))
+        assert writer.busy
+        put = rpc_pb2.PutRequest(key=b"later", value=b"v")
+        sm.apply(internal_pb2.InternalRequest(put=put), 5001, 1)  # while it encodes
+        while not written:
+            await asyncio.sleep(0.01)
+        return writer.take()
+
+    snap = asyncio.run(run())
+    assert snap is not None and snap.data == expected and snap.metadata.index == 5000
+    storage.commit_snapshot(snap)
+    storage.close()
+    assert DiskStorage.open(tmp_path).snapshot().data == expected
+
+
+def test_a_failed_snapshot_write_stops_the_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = DiskStorage.open(tmp_path)
+    storage.save(None, [Entry(1, 1)], must_sync=True)
+
+    def full_disk(*_args: object) -> Snapshot:
+        # Stands in for a disk that fills up under the file (the fault tests fill a real
+        # one); what matters here is that the failure reaches the member.
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage, "write_snapshot", full_disk)
+    failed: list[bool] = []
+
+    async def run() -> SnapshotWriter:
+        writer = SnapshotWriter(storage, lambda: None, lambda: failed.append(True))
+        writer.start(_state_with_keys(10).snapshot_encoder(), 1, 1, ConfState(voters=frozenset({1})))
+        while not failed:
+            await asyncio.sleep(0.01)
+        return writer
+
+    writer = asyncio.run(run())
+    assert failed == [True] and not writer.busy and writer.take() is None
