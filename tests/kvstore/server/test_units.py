@@ -266,7 +266,8 @@ def test_a_failed_snapshot_write_stops_the_member(
 
     async def run() -> SnapshotWriter:
         writer = SnapshotWriter(storage, lambda: None, lambda: failed.append(True))
-        writer.start(_state_with_keys(10).snapshot_encoder(), 1, 1, ConfState(voters=frozenset({1})))
+        encoder = _state_with_keys(10).snapshot_encoder()
+        writer.start(encoder, 1, 1, ConfState(voters=frozenset({1})))
         while not failed:
             await asyncio.sleep(0.01)
         return writer
