@@ -23,9 +23,10 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import uvloop
 
@@ -37,6 +38,9 @@ from kvstore.verify.cluster import Kind, LocalCluster
 SYSTEMS = (Kind.KVSTORE, Kind.ETCD)
 FAILOVER_CALL_TIMEOUT_S = 0.5
 PHASES = ("throughput", "failover", "restart")
+
+K = TypeVar("K", bound=str)
+"""What names a cluster in a comparison (a ``Kind``, or any label)."""
 
 
 @dataclass(frozen=True)
@@ -81,12 +85,7 @@ def run_compare(cfg: CompareConfig, log: object = print) -> str:
     figures = {k: SystemFigures() for k in SYSTEMS}
     try:
         for k, c in clusters.items():
-            c.start()
-            # The leader is the last member in both systems: load generators hand out the
-            # endpoints in order, so one client talks to a follower, as two in three do.
-            c.move_leader(c.members[-1])
-            uvloop.run(preload(c.endpoints, cfg.key_space, cfg.value_size))
-            log(f"{k.value}: started, {cfg.key_space} keys loaded")
+            start_loaded(k.value, c, cfg.key_space, cfg.value_size, log)
         if "throughput" in cfg.phases:
             _throughput(cfg, clusters, results, log)
             _save(cfg, results, figures)
@@ -107,6 +106,37 @@ def run_compare(cfg: CompareConfig, log: object = print) -> str:
     return _save(cfg, results, figures)
 
 
+def start_loaded(
+    name: str, cluster: LocalCluster, key_space: int, value_size: int, log: Callable[[str], object]
+) -> None:
+    """Start ``cluster``, put its leader last and write the whole key space."""
+    cluster.start()
+    # The leader is the last member in every cluster measured: load generators hand out
+    # the endpoints in order, so one client talks to a follower, as two in three do.
+    cluster.move_leader(cluster.members[-1])
+    uvloop.run(preload(cluster.endpoints, key_space, value_size))
+    log(f"{name}: started, {key_space} keys loaded")
+
+
+def alternate(clusters: Mapping[K, LocalCluster], spec: LoadSpec) -> dict[K, Result]:
+    """One row: ``spec`` twice against each cluster in turn (A B A B), merged per cluster,
+    so a busy minute on a shared machine lands on every side."""
+    merged: dict[K, Result] = {}
+    for _round in range(2):
+        for k, cluster in clusters.items():
+            r = uvloop.run(run_load(cluster.endpoints, spec, str(k)))
+            merged[k] = merged[k].merge(r) if k in merged else r
+    return merged
+
+
+def row_line(spec: LoadSpec, merged: Mapping[K, Result]) -> str:
+    """One row's progress line: throughput and p99 of every side."""
+    sides = ", ".join(
+        f"{k} {r.throughput:.0f}/s p99 {r.p99 * 1000:.1f} ms" for k, r in merged.items()
+    )
+    return f"{spec.workload.value} x{spec.concurrency}: {sides}"
+
+
 def _throughput(
     cfg: CompareConfig,
     clusters: dict[Kind, LocalCluster],
@@ -118,17 +148,10 @@ def _throughput(
         for conc in cfg.concurrencies:
             spec = LoadSpec(wl, conc, duration=cfg.duration, key_space=cfg.key_space,
                             value_size=cfg.value_size)  # fmt: skip
-            merged: dict[Kind, Result] = {}
-            for _round in range(2):
-                for k in SYSTEMS:
-                    r = uvloop.run(run_load(clusters[k].endpoints, spec, k.value))
-                    merged[k] = merged[k].merge(r) if k in merged else r
+            merged = alternate(clusters, spec)
             for k in SYSTEMS:
                 results[k].append(merged[k])
-            ours, theirs = merged[Kind.KVSTORE], merged[Kind.ETCD]
-            log(f"{wl.value} x{conc}: kvstore {ours.throughput:.0f}/s "
-                f"p99 {ours.p99 * 1000:.1f} ms, etcd {theirs.throughput:.0f}/s "
-                f"p99 {theirs.p99 * 1000:.1f} ms")  # fmt: skip
+            log(row_line(spec, merged))
 
 
 def _save(
