@@ -22,9 +22,9 @@ from kvstore.api.gen.etcdserverpb import rpc_pb2
 from kvstore.api.gen.kvstorepb import internal_pb2
 from kvstore.raft.types import NONE
 from kvstore.server import errors, tracing
-from kvstore.server.config import ConfigError, ServerConfig, parse_url
+from kvstore.server.config import ServerConfig
 from kvstore.server.lessor import MAX_LEASE_TTL
-from kvstore.server.membership import REQUEST_TIMEOUT_S, Membership
+from kvstore.server.membership import REQUEST_TIMEOUT_S, Membership, check_peer_urls
 from kvstore.server.node import Node
 from kvstore.server.statemachine import StateMachine, etcd_error, member_pb, unwrap
 from kvstore.server.transport import Transport
@@ -422,11 +422,7 @@ class EtcdServer:
         """Add a member (or a learner) through a Raft configuration change."""
         if not req.peerURLs:
             raise errors.MEMBER_BAD_URLS
-        for url in req.peerURLs:
-            try:
-                parse_url("peerURLs", url)
-            except ConfigError:
-                raise errors.MEMBER_BAD_URLS from None
+        check_peer_urls(req.peerURLs)
         return await self._on_leader(
             internal_pb2.LeaderOp(member_add=req), rpc_pb2.MemberAddResponse
         )

@@ -7,7 +7,7 @@ member when the conf change entry is applied (see ``StateMachine.apply_conf_chan
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from google.protobuf.message import Message as PbMessage
@@ -26,6 +26,15 @@ REQUEST_TIMEOUT_S = 7.0
 """How long a proposal may take to be applied before the caller hears "request timed out"."""
 LEARNER_READY_PERCENT = 0.9
 """A learner may be promoted once it has 90% of the leader's log (etcd's rule)."""
+
+
+def check_peer_urls(urls: Iterable[str]) -> None:
+    """Refuse a member's peer URLs unless each one parses, as etcd does."""
+    for url in urls:
+        try:
+            parse_url("peerURLs", url)
+        except ConfigError:
+            raise errors.MEMBER_BAD_URLS from None
 
 
 class Membership:
@@ -119,11 +128,7 @@ class Membership:
     async def update(self, req: rpc_pb2.MemberUpdateRequest) -> rpc_pb2.MemberUpdateResponse:
         if req.ID not in self.sm.members:
             raise errors.MEMBER_NOT_FOUND
-        for url in req.peerURLs:
-            try:
-                parse_url("peerURLs", url)
-            except ConfigError:
-                raise errors.MEMBER_BAD_URLS from None
+        check_peer_urls(req.peerURLs)
         result = await self.node.propose(
             internal_pb2.InternalRequest(member_update=req), REQUEST_TIMEOUT_S
         )

@@ -402,8 +402,7 @@ class Node:
                 # write, so retrying could corrupt it. Stop at once, like etcd, and let the
                 # supervisor restart the member once the disk is usable again.
                 log.exception("raft loop failed; stopping this member")
-                self._stopped = True
-                self.on_failed()
+                self._fail_stop()
                 return
 
     async def _drain(self) -> None:
@@ -591,6 +590,7 @@ class Node:
         self._snapshots.start(self._sm.snapshot_encoder(), self.applied, term, self.conf_state)
 
     def _fail_stop(self) -> None:
+        """The disk failed under the log or a snapshot: stop driving the core at once."""
         self._stopped = True
         self.on_failed()
 

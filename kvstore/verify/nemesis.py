@@ -57,6 +57,9 @@ timeout the fault tests run with: below it a slow leader keeps its leadership an
 commit waits for its disk; above it the leader may step down and the cluster must elect
 another while clients wait."""
 
+PROCESS_FAULTS = frozenset(
+    {Fault.KILL_LEADER, Fault.KILL_RANDOM, Fault.PAUSE_LEADER, Fault.PAUSE_RANDOM}
+)
 NETWORK_FAULTS = frozenset({Fault.PARTITION_HALVES, Fault.PARTITION_BRIDGE, Fault.ISOLATE_LEADER})
 
 
@@ -139,21 +142,16 @@ class Nemesis:
         """Start the fault; return what undoes it."""
         rng = random.Random(ep.draw)  # noqa: S311 (reproducible target choice)
         members = self.cluster.members
-        if ep.fault in (Fault.KILL_LEADER, Fault.KILL_RANDOM):
+        if ep.fault in PROCESS_FAULTS:
             target = (
                 self._leader_or_random(rng)
-                if ep.fault is Fault.KILL_LEADER
+                if ep.fault in (Fault.KILL_LEADER, Fault.PAUSE_LEADER)
                 else rng.choice(members)
             )
-            target.kill()
-            self.note(ep, f"SIGKILL {target.name}")
-            return lambda: self.cluster.restart(target)
-        if ep.fault in (Fault.PAUSE_LEADER, Fault.PAUSE_RANDOM):
-            target = (
-                self._leader_or_random(rng)
-                if ep.fault is Fault.PAUSE_LEADER
-                else rng.choice(members)
-            )
+            if ep.fault in (Fault.KILL_LEADER, Fault.KILL_RANDOM):
+                target.kill()
+                self.note(ep, f"SIGKILL {target.name}")
+                return lambda: self.cluster.restart(target)
             target.pause()
             self.note(ep, f"SIGSTOP {target.name}")
             return target.resume
