@@ -50,13 +50,30 @@ Image = Callable[[str], dagger.Container]
 SRC = "/src"
 PIP_CACHE = "/root/.cache/pip"
 MYPY_CACHE = "/cache/mypy"
+# The tests that need a Docker or a Dagger engine run outside the stage (scripts/test).
 DEFAULT_TEST_SELECTION = "not docker and not engine"
+# Debian packages of the stage's tool box: scripts/tools.env STAGE_DEBIAN_PACKAGES.
+STAGE_PACKAGES = (
+    "prometheus",
+    "etcd-client",
+    "etcd-server",
+    "iproute2",
+    "git",
+    "ca-certificates",
+    "gcc",
+    "libc6-dev",
+    "openssl",
+)
+# Versions shared with scripts/tools.env (tests/foundation/test_pins.py keeps them equal).
+UV_VERSION = "0.13.9"
+CHECKOV_VERSION = "3.3.30"
 JUNIT_REPORT = "/tmp/test-results/junit.xml"  # noqa: S108 - a path inside the test container
 TERRAFORM_DIR = "deploy/terraform"
 KUBERNETES_DIR = "deploy/kubernetes"
 CHART_PATH = "charts/kvstore"  # inside KUBERNETES_DIR
 ENVIRONMENTS = ("staging", "production")  # KUBERNETES_DIR/environments/<env>/values.yaml
-TYPED_PATHS = ("kvstore", "ci/src", "tests")
+# What ruff and mypy check, in the stage and on a developer machine alike.
+PYTHON_PATHS = ("kvstore", "ci/src", "tests")
 YAML_PATHS = (".github", "deploy/kubernetes")
 
 # Never part of a stage's input: local environments, caches and build output.
@@ -69,6 +86,8 @@ SOURCE_IGNORE = [
     "**/.mypy_cache",
     "**/.ruff_cache",
     "**/.terraform",
+    "ci/sdk",
+    "ci/.venv",
     "test-results",
     "dist",
     "build",
@@ -87,27 +106,77 @@ class Check:
     container: dagger.Container
 
 
-def python_dev(image: Image, source: dagger.Directory) -> dagger.Container:
-    """The pinned Python image with the project and its dev tools installed.
+def tool_binaries(image: Image) -> dagger.Directory:
+    """The helm, terraform and actionlint binaries of their pinned images, in one directory.
 
-    pip's download and wheel cache is a cache volume, so a changed source reinstalls from
-    local wheels instead of the network.
+    Each image keeps its binary somewhere else (``/usr/bin``, ``/bin``, ``/usr/local/bin``),
+    so the shell of each image finds it on its own PATH. They are static Go binaries and run
+    in the Debian-based Python image unchanged.
+    """
+    tools = dag.directory()
+    for name, reference in (
+        ("helm", images.HELM),
+        ("terraform", images.TERRAFORM),
+        ("actionlint", images.ACTIONLINT),
+    ):
+        copied = (
+            image(reference)
+            .with_entrypoint([])
+            .with_exec(["sh", "-c", f'mkdir -p /out && cp "$(command -v {name})" /out/{name}'])
+        )
+        tools = tools.with_file(name, copied.file(f"/out/{name}"))
+    return tools
+
+
+def toolbox(image: Image) -> dagger.Container:
+    """The pinned Python image with every tool the test suite calls, as scripts/test-env has.
+
+    Debian's packages come from the image's own archive (their downloads kept in a cache
+    volume), the Go-written tools from their pinned images, checkov from its own venv (its
+    pins conflict with the project's, as on a developer machine).
     """
     return (
         image(images.PYTHON)
+        .with_mounted_cache("/var/cache/apt/archives", dag.cache_volume("kvstore-apt-archives"))
+        .with_env_variable("DEBIAN_FRONTEND", "noninteractive")
+        .with_exec(["rm", "-f", "/etc/apt/apt.conf.d/docker-clean"])
+        .with_exec(["apt-get", "update", "-qq"])
+        .with_exec(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *STAGE_PACKAGES])
+        .with_directory("/usr/local/bin", tool_binaries(image))
         .with_mounted_cache(PIP_CACHE, dag.cache_volume("kvstore-pip"))
         .with_env_variable("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .with_env_variable("PIP_ROOT_USER_ACTION", "ignore")
+        .with_exec(["python", "-m", "venv", "/opt/checkov"])
+        .with_exec(["/opt/checkov/bin/pip", "install", "--quiet", f"checkov=={CHECKOV_VERSION}"])
+        .with_exec(["ln", "-sf", "/opt/checkov/bin/checkov", "/usr/local/bin/checkov"])
+    )
+
+
+def python_dev(image: Image, source: dagger.Directory) -> dagger.Container:
+    """The tool box with the project and its dev tools installed, exactly as scripts/setup.
+
+    Same extras, same constraints.txt, dagger-io from constraints (not the vendored SDK),
+    so the stage checks what a developer's ``.venv`` checks. pip's download and wheel cache
+    is a cache volume, so a changed source reinstalls from local wheels.
+    """
+    return (
+        toolbox(image)
         .with_directory(SRC, source)
         .with_workdir(SRC)
+        .with_exec(["pip", "install", "--quiet", f"uv=={UV_VERSION}"])
         .with_exec(
             [
+                "uv",
                 "pip",
                 "install",
+                "--python",
+                "python",
+                "--quiet",
                 "--constraint",
                 "constraints.txt",
+                "--no-sources",
                 "--editable",
-                ".[dev]",
+                ".[dev,bench]",
                 "--editable",
                 "./ci",
             ]
@@ -134,9 +203,9 @@ def lint_checks(image: Image, source: dagger.Directory) -> list[Check]:
         .with_directory(f"{SRC}/.git", dag.directory())
     )
     return [
-        _check(dev, "ruff-check", "ruff", "check", "--no-cache", "."),
-        _check(dev, "ruff-format", "ruff", "format", "--no-cache", "--check", "."),
-        _check(typed, "mypy", "mypy", "--strict", "--cache-dir", MYPY_CACHE, *TYPED_PATHS),
+        _check(dev, "ruff-check", "ruff", "check", "--no-cache", *PYTHON_PATHS),
+        _check(dev, "ruff-format", "ruff", "format", "--no-cache", "--check", *PYTHON_PATHS),
+        _check(typed, "mypy", "mypy", "--strict", "--cache-dir", MYPY_CACHE, *PYTHON_PATHS),
         _check(dev, "yamllint", "yamllint", "--strict", *YAML_PATHS),
         _check(
             terraform.with_workdir(SRC),
@@ -166,19 +235,29 @@ def lint_checks(image: Image, source: dagger.Directory) -> list[Check]:
 
 
 def test_run(image: Image, source: dagger.Directory, select: str) -> dagger.Container:
-    """The test suite run (whatever its outcome) with its JUnit report at JUNIT_REPORT."""
-    return python_dev(image, source).with_exec(
-        [
-            "python",
-            "-m",
-            "pytest",
-            "-m",
-            select,
-            "-p",
-            "no:cacheprovider",
-            f"--junitxml={JUNIT_REPORT}",
-        ],
-        expect=dagger.ReturnType.ANY,
+    """The test suite run (whatever its outcome) with its JUnit report at JUNIT_REPORT.
+
+    ``CI=true`` makes a test whose tool is missing fail instead of skipping, as in CI. The
+    suite runs as root with root's capabilities, as CI runs it: a few tests make private
+    mount namespaces (``unshare --mount``).
+    """
+    return (
+        python_dev(image, source)
+        .with_env_variable("CI", "true")
+        .with_exec(
+            [
+                "python",
+                "-m",
+                "pytest",
+                "-m",
+                select,
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={JUNIT_REPORT}",
+            ],
+            expect=dagger.ReturnType.ANY,
+            insecure_root_capabilities=True,
+        )
     )
 
 
