@@ -3,16 +3,32 @@
 Stages run several tools and must report every finding, not only the first: a stage
 collects a :class:`CheckResult` per tool and raises one :class:`StageFailed` that lists all
 the failures. The test stage reads pytest's JUnit XML to name the failing tests.
+
+Every failure a function reports is one of these (the executor converts the engine's own
+errors into them, :mod:`kvstore_ci.executor`)::
+
+    StageFailed               a stage failed; the message says why and what to do
+    ├── CommandFailed         a command in a stage's container exited non-zero
+    └── OperationFailed       the engine refused an operation (pull, push, read a file)
+
+``StageFailed`` is the SDK's ``FunctionError``: the module runtime reports it as the
+function's error, the message alone, without a Python traceback.
 """
 
 from __future__ import annotations
 
+import shlex
 import xml.etree.ElementTree as ET  # pytest's own report
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+# The runtime's "handled error": reported as the function's error without a traceback.
+from dagger.mod._exceptions import FunctionError
+
 __all__ = [
     "CheckResult",
+    "CommandFailed",
+    "OperationFailed",
     "StageFailed",
     "failing_tests",
     "failure_message",
@@ -22,10 +38,72 @@ __all__ = [
 
 # How much of one tool's output goes into an error message.
 MAX_OUTPUT_CHARS = 8000
+# How much of a failed command's output its error shows: the end, where tools say why.
+TAIL_LINES = 40
+TAIL_CHARS = 4000
+# What to do when the function has nothing more specific to say.
+DEFAULT_ADVICE = "read the output above, fix the cause and run the function again"
 
 
-class StageFailed(Exception):
+class StageFailed(FunctionError):
     """A pipeline stage failed; the message says every reason."""
+
+
+def tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
+    """The end of a tool's output, where it says why it failed."""
+    kept = text.strip().splitlines()[-lines:]
+    joined = "\n".join(kept)
+    return joined if len(joined) <= chars else "..." + joined[-chars:]
+
+
+def _indented(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.splitlines()) or "    (no output)"
+
+
+class CommandFailed(StageFailed):
+    """A command in a stage's container failed: which stage, which command, its exit code,
+    the tail of its output and what to do next."""
+
+    def __init__(
+        self,
+        stage: str,
+        command: Sequence[str],
+        exit_code: int,
+        output: str,
+        *,
+        meaning: str = "",
+        advice: str = "",
+    ) -> None:
+        self.stage, self.command, self.exit_code = stage, tuple(command), exit_code
+        self.output = tail(output)
+        self.meaning, self.advice = meaning, advice or DEFAULT_ADVICE
+        word = command[0] if command else "a command"
+        lines = [
+            f"{stage}: {meaning or f'{word} failed'} (exit {exit_code})",
+            f"  command: {shlex.join(self.command)}",
+            f"  output (last {TAIL_LINES} lines at most):",
+            _indented(self.output),
+            f"  what to do: {self.advice}",
+        ]
+        super().__init__(
+            "\n".join(lines),
+            extra={"stage": stage, "command": list(command), "exitCode": exit_code},
+        )
+
+
+class OperationFailed(StageFailed):
+    """The engine refused an operation of a stage (an image pull, a push, reading a file)."""
+
+    def __init__(self, stage: str, action: str, message: str, *, advice: str = "") -> None:
+        self.stage, self.action, self.message = stage, action, message
+        self.advice = advice or DEFAULT_ADVICE
+        lines = [
+            f"{stage}: {action} failed",
+            "  engine:",
+            _indented(tail(message)),
+            f"  what to do: {self.advice}",
+        ]
+        super().__init__("\n".join(lines), extra={"stage": stage, "action": action})
 
 
 @dataclass(frozen=True)

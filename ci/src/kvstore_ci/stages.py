@@ -15,6 +15,7 @@ import dagger
 from dagger import dag
 
 from kvstore_ci import images
+from kvstore_ci.executor import ENGINE, Executor
 from kvstore_ci.reports import (
     CheckResult,
     StageFailed,
@@ -306,29 +307,34 @@ def image_build(
     return container
 
 
-async def revision_tag(container: dagger.Container) -> str:
+async def revision_tag(container: dagger.Container, run: Executor = ENGINE) -> str:
     """The image's revision label, the default (immutable) tag of a push."""
-    revision = await container.label(OCI_LABEL + "revision")
+    revision = await run.label("publish", container, OCI_LABEL + "revision")
     if not revision:
         raise StageFailed(
-            "no --tag given and the container has no org.opencontainers.image.revision"
-            " label (build it with --revision)"
+            "publish: no --tag given and the container has no"
+            " org.opencontainers.image.revision label\n"
+            "  what to do: pass --tag, or build the image with --revision"
         )
     return revision
 
 
-async def run_checks(stage: str, checks: Sequence[Check]) -> str:
-    """Run every check concurrently; raise one error listing all failures, else the summary."""
+async def run_checks(stage: str, checks: Sequence[Check], run: Executor = ENGINE) -> str:
+    """Run every check concurrently; raise one error listing all failures, else the summary.
+
+    ``stage`` names the summary; each check's steps go through ``run`` under its own name.
+    """
     results: dict[str, CheckResult] = {}
 
-    async def run(check: Check) -> None:
-        code = await check.container.exit_code()
-        output = await check.container.stdout() + await check.container.stderr()
+    async def one(check: Check) -> None:
+        code = await run.exit_code(check.name, check.container)
+        output = await run.stdout(check.name, check.container)
+        output += await run.stderr(check.name, check.container)
         results[check.name] = CheckResult(check.name, check.command, code, output)
 
     async with anyio.create_task_group() as group:
         for check in checks:
-            group.start_soon(run, check)
+            group.start_soon(one, check)
     ordered = [results[c.name] for c in checks]
     text = summary(stage, ordered)
     if not all(r.ok for r in ordered):
@@ -336,11 +342,11 @@ async def run_checks(stage: str, checks: Sequence[Check]) -> str:
     return text
 
 
-async def run_tests(ran: dagger.Container) -> dagger.File:
+async def run_tests(ran: dagger.Container, run: Executor = ENGINE) -> dagger.File:
     """The JUnit report of a finished test run; an error naming the failures if it failed."""
-    code = await ran.exit_code()
+    code = await run.exit_code("test", ran)
     report = ran.file(JUNIT_REPORT)
     if code != 0:
-        failing = failing_tests(await report.contents())
-        raise StageFailed(failure_message(code, failing))
+        failing = failing_tests(await run.contents("test", report, note="the JUnit report"))
+        raise StageFailed("test: " + failure_message(code, failing))
     return report
