@@ -23,6 +23,7 @@ SCRIPT = tooling.ROOT / "scripts" / "dagger-engine"
 # Pinned image (without digest) -> the env variable scripts/dagger-engine sets for its stand-in.
 STAND_INS = {
     images.PYTHON.split("@")[0]: "KVSTORE_DAGGER_PYTHON_IMAGE",
+    images.PYTHON_GIT.split("@")[0]: "KVSTORE_DAGGER_PYTHON_GIT_IMAGE",
     images.TERRAFORM.split("@")[0]: "KVSTORE_DAGGER_TERRAFORM_IMAGE",
     images.HELM.split("@")[0]: "KVSTORE_DAGGER_HELM_IMAGE",
     images.ACTIONLINT.split("@")[0]: "KVSTORE_DAGGER_ACTIONLINT_IMAGE",
