@@ -52,6 +52,10 @@ class Metrics:
     grpc_started: Counter
     grpc_handling: Histogram
     snapshots_sent: Counter
+    read_index_pending: Gauge
+    read_index_oldest: Gauge
+    slow_read_indexes: Counter
+    read_indexes_failed: Counter
 
 
 def new_metrics() -> Metrics:
@@ -139,6 +143,29 @@ def new_metrics() -> Metrics:
         snapshots_sent=Counter(
             "etcd_network_snapshot_send_success",
             "Total number of successful snapshot sends.",
+            registry=r,
+        ),
+        # Not in etcd: its read loop has no queue to show. A read waiting here long is a
+        # read stuck behind ReadIndex (the alert KvstoreReadIndexStuck watches the age).
+        read_index_pending=Gauge(
+            "kvstore_server_read_index_pending",
+            "The number of linearizable reads waiting for a ReadIndex answer.",
+            registry=r,
+        ),
+        read_index_oldest=Gauge(
+            "kvstore_server_read_index_oldest_pending_seconds",
+            "How long the oldest linearizable read waiting for a ReadIndex answer has waited.",
+            registry=r,
+        ),
+        slow_read_indexes=Counter(
+            "etcd_server_slow_read_indexes",
+            "The total number of pending read indexes not in sync with leader's or timed out "
+            "read index requests.",
+            registry=r,
+        ),
+        read_indexes_failed=Counter(
+            "etcd_server_read_indexes_failed",
+            "The total number of failed read indexes processed.",
             registry=r,
         ),
     )

@@ -53,6 +53,7 @@ from kvstore.raft.types import (
 )
 from kvstore.server import errors, logs, tracing
 from kvstore.server.metrics import Metrics
+from kvstore.server.read_rounds import ReadRounds, round_ticks_for
 from kvstore.server.snapshots import SnapshotWriter
 from kvstore.server.statemachine import ApplyResult, StateMachine
 from kvstore.server.transport import Transport
@@ -152,9 +153,11 @@ class Node:
         self._waiters: dict[int, asyncio.Future[ApplyResult]] = {}
         self._applied_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._applied_seq = itertools.count()
-        self._read_batch: asyncio.Future[int] | None = None
-        self._reads_inflight: dict[bytes, asyncio.Future[int]] = {}
+        self._reads: ReadRounds[asyncio.Future[int]] = ReadRounds(round_ticks_for(election_ticks))
+        self._read_round_queued = False
         self._read_contexts = ReadContexts(member_id)
+        metrics.read_index_pending.set_function(lambda: self._reads.waiting)
+        metrics.read_index_oldest.set_function(lambda: self._reads.oldest_age(time.monotonic()))
         self._leader_waiters: list[asyncio.Future[int]] = []
         self._ids = itertools.count(1)
         self._id_base = ((member_id & 0xFFFF) << 48) | (
@@ -191,11 +194,9 @@ class Node:
                 # unknown ("server stopped" would tell clients it is safe to resend).
                 _fail(fut, errors.TIMEOUT)
         self._waiters.clear()
-        for pending in [*self._reads_inflight.values(), *self._leader_waiters]:
+        for pending in [*self._reads.clear(), *self._leader_waiters]:
             if not pending.done():
                 _fail(pending, errors.STOPPED)
-        if self._read_batch is not None and not self._read_batch.done():
-            _fail(self._read_batch, errors.STOPPED)
         try:
             await asyncio.to_thread(self._storage.sync)
         except OSError as exc:
@@ -295,51 +296,62 @@ class Node:
     async def read_index(self, timeout: float) -> None:
         """Return once a linearizable read may be served from the local state machine.
 
-        Concurrent callers share one ReadIndex round, and a member has one round in flight
-        at a time: callers arriving meanwhile gather for the next, so under load a round
-        (a heartbeat to every follower) serves many reads, as etcd's read loop does. A round
-        that gets no answer (no leader, lost message) is retried until ``timeout``.
+        Concurrent callers share one ReadIndex round, and a member has one round live at a
+        time: callers arriving meanwhile gather for the next, so under load a round (a
+        heartbeat to every follower) serves many reads, as etcd's read loop does. Rounds,
+        not callers, carry the retries (:mod:`.read_rounds`): a round unanswered after its
+        deadline in ticks is replaced by a new one, whether or not anyone who started it
+        still waits, so no read waits on a round that nobody will answer. A read not
+        served within ``timeout`` fails with ``request timed out`` (``no leader`` while
+        none is known), as etcd's does.
         """
+        if self._stopped:
+            raise errors.STOPPED
         deadline = time.monotonic() + timeout
-        retry = max(self._tick_interval * self._election_ticks, 0.05)
-        while True:
-            if self._read_batch is None:
-                self._read_batch = asyncio.get_running_loop().create_future()
-                if not self._reads_inflight:
-                    self._enqueue(self._send_read_index)
-            fut = self._read_batch
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise errors.NO_LEADER if self.leader == NONE else errors.TIMEOUT
-            try:
-                async with asyncio.timeout(min(retry, remaining)):
-                    index = await asyncio.shield(fut)
-                break
-            except TimeoutError:
-                if self._read_batch is fut:
-                    self._read_batch = None
-                for ctx, pending in list(self._reads_inflight.items()):
-                    if pending is fut:
-                        del self._reads_inflight[ctx]
-                if self._read_batch is not None and not self._reads_inflight:
-                    # The lost round held back the batch gathered behind it.
-                    self._enqueue(self._send_read_index)
-                continue
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reads.join(fut, time.monotonic())
+        try:
+            self._queue_read_round()
+            async with asyncio.timeout(timeout):
+                index = await fut
+        except TimeoutError:
+            self._metrics.read_indexes_failed.inc()
+            raise errors.NO_LEADER if self.leader == NONE else errors.TIMEOUT from None
+        finally:
+            self._reads.leave(fut)
         await self.wait_applied(index, max(0.0, deadline - time.monotonic()))
 
-    def _send_read_index(self) -> None:
-        batch = self._read_batch
-        if batch is None or batch.done():
+    def _queue_read_round(self) -> None:
+        """Have the Raft loop send a round if one is due (once, however many ask)."""
+        if self._read_round_queued or not self._reads.due():
             return
-        self._read_batch = None
+        self._enqueue(self._send_read_round)
+        self._read_round_queued = True
+
+    def _send_read_round(self) -> None:
+        """On the Raft loop: hand the core a round covering every read not yet covered."""
+        self._read_round_queued = False
+        if not self._reads.due():
+            return
         ctx = self._read_contexts.next()
-        self._reads_inflight[ctx] = batch
+        self._reads.sent(ctx)
         try:
             self._rn.read_index(ctx)
         except ProposalDropped:
             # A follower that knows no leader (an election is under way) cannot forward the
-            # round; the waiters start a new one after their retry interval.
-            del self._reads_inflight[ctx]
+            # round; it is tried again at the next tick.
+            self._reads.unsent(ctx)
+
+    def _tick(self) -> None:
+        """On the Raft loop: one tick of the core and of the read rounds' deadlines."""
+        self._rn.tick()
+        live = self._reads.live
+        self._reads.tick()
+        if live is not None and self._reads.live is None:
+            self._metrics.slow_read_indexes.inc()
+            log.debug("ReadIndex round %s unanswered by its deadline; retrying", live.hex())
+        if self._reads.due():
+            self._send_read_round()
 
     async def wait_applied(self, index: int, timeout: float) -> None:
         """Wait until the state machine has applied ``index``."""
@@ -385,7 +397,7 @@ class Node:
     async def _ticker(self) -> None:
         while not self._stopped:
             await asyncio.sleep(self._tick_interval)
-            self._inbox.append(self._rn.tick)
+            self._inbox.append(self._tick)
             self._wake.set()
             self.on_tick()
 
@@ -466,11 +478,12 @@ class Node:
 
     def _answer_reads(self, read_states: tuple[ReadState, ...]) -> None:
         for rs in read_states:
-            fut = self._reads_inflight.pop(rs.request_ctx, None)
-            if fut is not None and not fut.done():
-                fut.set_result(rs.index)
-        if self._read_batch is not None and not self._reads_inflight:
-            self._inbox.append(self._send_read_index)  # stepped after advance()
+            for fut in self._reads.answered(rs.request_ctx):
+                if not fut.done():
+                    fut.set_result(rs.index)
+        if self._reads.due() and not self._read_round_queued:
+            self._read_round_queued = True
+            self._inbox.append(self._send_read_round)  # stepped after advance()
 
     def _on_soft_state(self, lead: int, state: StateType) -> None:
         old = self.leader
