@@ -8,6 +8,9 @@ The order of a run:
    a slow disk);
 2. run the workers and watchers while the nemesis carries out the schedule;
 3. stop the workers, undo every fault (heal, continue, restart), wait for a leader;
+   then the liveness check: once every member answers, each one on its own must serve a
+   linearizable read, a write and that write's watch event within 10 s
+   (:mod:`kvstore.verify.liveness`);
 4. read every key once more, linearizably, as a final client (these reads join the history,
    so an acknowledged write that was lost makes the history non-linearizable); wait until
    every member serves the same values from its own state; read the cluster's whole event
@@ -36,6 +39,7 @@ from kvstore.verify import checks
 from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster
 from kvstore.verify.history import History, Op, OpKind
 from kvstore.verify.linearizability import check_history
+from kvstore.verify.liveness import BOUND_S, MemberLiveness, check_member
 from kvstore.verify.nemesis import (
     NETWORK_FAULTS,
     Fault,
@@ -63,6 +67,10 @@ class Scenario:
     seed: int
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     watchers: int = 2
+    hold: tuple[float, float] = (1.0, 3.0)
+    """How long each fault lasts, in seconds (drawn from this range)."""
+    gap: tuple[float, float] = (0.5, 1.5)
+    """Seconds between the end of one fault and the start of the next."""
 
 
 @dataclass
@@ -77,6 +85,11 @@ class RunResult:
     counts: dict[str, int]
     failures: list[str]
     seconds: float
+    liveness: list[MemberLiveness] = field(default_factory=list)
+    """Per member: seconds from "every fault undone and every member answering" to its
+    first linearizable read, write and watch event."""
+    recovery: float = 0.0
+    """Seconds from the end of the faults until every member answered again."""
 
     def summary(self) -> str:
         done = [e["did"] for e in self.nemesis_log if e["did"] != "undone"]
@@ -84,6 +97,8 @@ class RunResult:
             f"{self.scenario.name} seed={self.scenario.seed}: {len(self.history.ops)} ops "
             f"{self.counts}, {len(self.event_log)} events, {len(done)} faults "
             f"in {self.seconds:.1f}s: {'; '.join(map(str, done))}"
+            f"\nliveness (after {self.recovery:.1f}s of recovery): "
+            + "; ".join(m.figures() for m in self.liveness)
         )
 
     def fault_windows(self, fault: Fault) -> list[tuple[float, float, str]]:
@@ -164,10 +179,11 @@ def run_scenario(scenario: Scenario, root: Path) -> RunResult:
         if mount is not None:
             unmount(mount)
     history.meta["schedule"] = nemesis.log
-    log, streams, counts, failures = result
+    log, streams, counts, failures, liveness, recovery = result
+    history.meta["liveness"] = [asdict(m) for m in liveness]
     return RunResult(
         scenario, history, nemesis.log, log, streams, counts, failures,
-        time.monotonic() - started,
+        time.monotonic() - started, liveness, recovery,
     )  # fmt: skip
 
 
@@ -178,9 +194,14 @@ def _slow_disk_env(root: Path) -> Callable[[str], dict[str, str]]:
     return lambda name: SlowDisk(library, root / f"slow-fsync-{name}").env
 
 
+_Outcome = tuple[
+    list[Event], dict[str, list[Event]], dict[str, int], list[str], list[MemberLiveness], float
+]
+
+
 async def _drive(
     scenario: Scenario, cluster: LocalCluster, nemesis: Nemesis, history: History
-) -> tuple[list[Event], dict[str, list[Event]], dict[str, int], list[str]]:
+) -> _Outcome:
     cfg = scenario.workload
     rng = random.Random(scenario.seed)  # noqa: S311 (a reproducible workload)
     endpoints = list(cluster.endpoints)
@@ -202,7 +223,9 @@ async def _drive(
     stop_faults = threading.Event()
     tasks = [asyncio.create_task(w.run(stop_work)) for w in workers]
     watch_tasks = [asyncio.create_task(w.run(stop_watch)) for w in watchers]
-    schedule = make_schedule(scenario.seed, scenario.faults, scenario.duration)
+    schedule = make_schedule(
+        scenario.seed, scenario.faults, scenario.duration, hold=scenario.hold, gap=scenario.gap
+    )
     faults = asyncio.create_task(
         asyncio.to_thread(nemesis.run, schedule, time.monotonic(), stop_faults)
     )
@@ -214,12 +237,19 @@ async def _drive(
         stop_faults.set()
         stop_work.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+    faults_stopped = time.monotonic()
     failures: list[str] = []
     # Every fault was undone: a member that is not running now exited by itself.
     for m in cluster.members:
         if not m.alive:
             failures.append(f"member {m.name} exited by itself:\n{m.log_tail(1500)}")
     await asyncio.to_thread(_recover, cluster, nemesis)
+    await _all_answering(cluster)
+    recovery = time.monotonic() - faults_stopped
+    liveness = await asyncio.gather(
+        *(check_member(m.name, m.endpoint, cluster.token) for m in cluster.members)
+    )
+    failures += [f for m in liveness if (f := m.failure(BOUND_S)) is not None]
     final_rev = await _final_reads(cluster, cfg, history, failures)
     log = await _event_log(cluster, cfg.prefix, final_rev)
     await _wait_for(lambda: all(w.last_revision >= final_rev for w in watchers), 20)
@@ -241,7 +271,7 @@ async def _drive(
         for k, v in worker.counts.items():
             counts[k] = counts.get(k, 0) + v
     counts["watch-restarts"] = sum(w.restarts for w in watchers)
-    return log, {w.name: w.events for w in watchers}, counts, failures
+    return log, {w.name: w.events for w in watchers}, counts, failures, liveness, recovery
 
 
 def _recover(cluster: LocalCluster, nemesis: Nemesis) -> None:
@@ -253,6 +283,21 @@ def _recover(cluster: LocalCluster, nemesis: Nemesis) -> None:
         if not m.alive:
             cluster.restart(m)
     cluster.leader(timeout=RECOVERY_TIMEOUT_S)
+
+
+async def _all_answering(cluster: LocalCluster) -> None:
+    """Wait until every member answers a Status call: it runs and serves its client port
+    (a restarted member may still be replaying its log when the leader is agreed on).
+    The liveness bound starts from here; a member that never answers fails it."""
+    deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+    for m in cluster.members:
+        while time.monotonic() < deadline:
+            try:
+                async with Client([m.endpoint], timeout=1, rounds=1) as one:
+                    await one.status()
+                break
+            except ClientError:
+                await asyncio.sleep(0.1)
 
 
 async def _final_reads(

@@ -3,6 +3,7 @@ recheck command, and that a partition really cuts traffic between two processes.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import socket
@@ -21,8 +22,9 @@ from kvstore.verify.checks import (
     revisions_monotonic,
     watch_stream_matches,
 )
-from kvstore.verify.cluster import LocalCluster, Member
+from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster, Member
 from kvstore.verify.history import History, Op, OpKind
+from kvstore.verify.liveness import MemberLiveness, check_member
 from kvstore.verify.nemesis import Fault, make_schedule
 from kvstore.verify.netfault import Partitioner, pairs_between, unavailable_reason
 from kvstore.verify.workload import Event, cas_request, never_applied
@@ -188,5 +190,34 @@ def test_move_leader_hands_leadership_to_the_named_member(tmp_path: Path) -> Non
         assert cluster.leader() is target
         cluster.move_leader(target)  # already there: nothing to do
         assert cluster.leader() is target
+    finally:
+        cluster.stop()
+
+
+def test_liveness_check_passes_serving_members_and_fails_a_paused_one(tmp_path: Path) -> None:
+    """The check must be able to fail: a member that answers nothing (SIGSTOP) is reported
+    with what it did not serve, while the running members pass."""
+    cluster = LocalCluster(tmp_path, 3, cluster_name="alive", extra=RAFT_FLAGS)
+    try:
+        cluster.start()
+        cluster.wait_healthy()
+        lead = cluster.leader()
+        paused = next(m for m in cluster.members if m is not lead)
+        paused.pause()
+
+        async def check() -> list[MemberLiveness]:
+            return await asyncio.gather(
+                *(check_member(m.name, m.endpoint, "t", bound=3.0) for m in cluster.members)
+            )
+
+        results = {r.name: r for r in asyncio.run(check())}
+        for m in cluster.members:
+            failure = results[m.name].failure(3.0)
+            if m is paused:
+                assert failure is not None
+                assert "read, write, watch" in failure
+            else:
+                assert failure is None, failure
+                assert "read" in results[m.name].figures()
     finally:
         cluster.stop()
