@@ -50,6 +50,7 @@ Image = Callable[[str], dagger.Container]
 # Paths inside the stage containers and inside the repository.
 SRC = "/src"
 PIP_CACHE = "/root/.cache/pip"
+UV_CACHE = "/root/.cache/uv"
 MYPY_CACHE = "/cache/mypy"
 # The tests that need a Docker or a Dagger engine run outside the stage (scripts/test).
 DEFAULT_TEST_SELECTION = "not docker and not engine"
@@ -157,31 +158,37 @@ def python_dev(image: Image, source: dagger.Directory) -> dagger.Container:
     """The tool box with the project and its dev tools installed, exactly as scripts/setup.
 
     Same extras, same constraints.txt, dagger-io from constraints (not the vendored SDK),
-    so the stage checks what a developer's ``.venv`` checks. pip's download and wheel cache
-    is a cache volume, so a changed source reinstalls from local wheels.
+    so the stage checks what a developer's ``.venv`` checks. The dependencies are installed
+    from the three files that name them before the source arrives, so a commit that changes
+    only code reuses that layer; uv's cache is a cache volume.
     """
-    return (
-        toolbox(image)
-        .with_directory(SRC, source)
-        .with_workdir(SRC)
+    install = ["uv", "pip", "install", "--python", "python", "--quiet", "--no-sources"]
+    manifests = ("pyproject.toml", "ci/pyproject.toml", "constraints.txt")
+    dependencies = toolbox(image).with_mounted_cache(UV_CACHE, dag.cache_volume("kvstore-uv"))
+    for name in manifests:
+        dependencies = dependencies.with_file(f"{SRC}/{name}", source.file(name))
+    dependencies = (
+        dependencies.with_workdir(SRC)
+        .with_env_variable("UV_LINK_MODE", "copy")
         .with_exec(["pip", "install", "--quiet", f"uv=={UV_VERSION}"])
         .with_exec(
             [
-                "uv",
-                "pip",
-                "install",
-                "--python",
-                "python",
-                "--quiet",
+                *install,
                 "--constraint",
                 "constraints.txt",
-                "--no-sources",
-                "--editable",
-                ".[dev,bench]",
-                "--editable",
-                "./ci",
+                "--requirements",
+                "pyproject.toml",
+                "--extra",
+                "dev",
+                "--extra",
+                "bench",
+                "--requirements",
+                "ci/pyproject.toml",
             ]
         )
+    )
+    return dependencies.with_directory(SRC, source).with_exec(
+        [*install, "--no-deps", "--editable", ".", "--editable", "./ci"]
     )
 
 
