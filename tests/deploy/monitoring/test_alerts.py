@@ -24,7 +24,7 @@ from tests.tooling import ROOT, require_tool
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 # The alerts the store must have (issue: no leader, frequent leader changes, slow fsync, failed
 # proposals, quota nearly full, member down, insufficient members, error rate, latency), and
-# watchers that fall behind.
+# watchers that fall behind, and linearizable reads stuck behind ReadIndex.
 EXPECTED_ALERTS = {
     "KvstoreNoLeader",
     "KvstoreFrequentLeaderChanges",
@@ -36,6 +36,7 @@ EXPECTED_ALERTS = {
     "KvstoreHighErrorRate",
     "KvstoreLatencyObjective",
     "KvstoreSlowWatchers",
+    "KvstoreReadIndexStuck",
 }
 
 

@@ -153,6 +153,7 @@ def test_prometheus_evaluates_every_alert_and_a_healthy_cluster_raises_none(
         "KvstoreQuotaNearlyFull",
         "KvstoreProposalsFailing",
         "KvstoreSlowWatchers",
+        "KvstoreReadIndexStuck",
     ):
         assert rules[name]["state"] == "inactive", name
 

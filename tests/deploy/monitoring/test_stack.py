@@ -49,6 +49,8 @@ STORE_METRICS = {
     "etcd_server_quota_backend_bytes",
     "etcd_debugging_mvcc_watcher_total",
     "etcd_debugging_mvcc_slow_watcher_total",
+    "kvstore_server_read_index_pending",
+    "kvstore_server_read_index_oldest_pending_seconds",
     "grpc_server_handled_total",
     "grpc_server_handling_seconds",
 }
