@@ -11,7 +11,14 @@ from kvstore.raft import (
     ProgressState,
     ProposalDropped,
 )
-from kvstore.raft.types import ConfChange, ConfChangeType, EntryType, MessageType, StateType
+from kvstore.raft.types import (
+    ConfChange,
+    ConfChangeType,
+    EntryType,
+    Message,
+    MessageType,
+    StateType,
+)
 
 from .network import Cluster
 
@@ -315,6 +322,59 @@ def test_read_index_on_the_leader_waits_for_a_heartbeat_quorum() -> None:
         (committed, b"ctx-1"),
         (committed, b"ctx-2"),
     ]
+
+
+def test_a_leader_round_answered_late_by_a_paused_follower_holds_no_later_read_back() -> None:
+    """A round whose answers are lost or late (one follower's dropped, the other follower
+    paused past the round) must not stall the reads behind it: the periodic heartbeat is
+    the round's deadline (``heartbeat_tick`` ticks) and carries the newest context, and a
+    late answer to the old round serves only the reads that round covered."""
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    c[1].node.propose(b"w")
+    c.settle()
+    committed = c[1].node.raft.raft_log.committed
+    c.down.add(2)  # paused: receives nothing, answers nothing
+    c.cut(1, 3)  # 3's answers to this round are lost
+    c[1].node.read_index(b"old")
+    c.settle()
+    c.heal()
+    c.down.clear()
+    c[1].node.read_index(b"new")
+    c.process(1)
+    late = Message(MessageType.HEARTBEAT_RESP, to=1, from_=2, term=c[1].term, context=b"old")
+    c[1].node.step(late)  # the paused follower resumes and answers the old round
+    c.process(1)
+    assert [rs.request_ctx for rs in c[1].read_states] == [b"old"]
+    c.tick(1)  # the next periodic heartbeat: a fresh round with the newest context
+    c.settle()
+    assert [(rs.index, rs.request_ctx) for rs in c[1].read_states] == [
+        (committed, b"old"),
+        (committed, b"new"),
+    ]
+
+
+def test_a_leader_drops_reads_on_losing_leadership_and_serves_new_ones_after() -> None:
+    """Requests a leader held when it stepped down are gone with its term (the driver
+    retries them under a new context); later reads on any member complete."""
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    c[1].node.propose(b"w")
+    c.settle()
+    c.isolated.add(1)
+    c[1].node.read_index(b"lost")
+    c.tick_all(30)  # check-quorum: the isolated leader steps down; 2 or 3 takes over
+    assert c[1].state != StateType.LEADER
+    assert c[1].node.raft.read_only.pending == {}
+    c.heal()
+    c.tick_all(5)
+    assert len(c.leaders()) == 1
+    for nid, ctx in ((1, b"r1"), (2, b"r2"), (3, b"r3")):
+        c[nid].node.read_index(ctx)
+    c.settle()
+    c.tick_all(1)
+    for nid, ctx in ((1, b"r1"), (2, b"r2"), (3, b"r3")):
+        assert ctx in [rs.request_ctx for rs in c[nid].read_states], nid
 
 
 def test_read_index_requests_arriving_during_a_round_share_the_next_one() -> None:

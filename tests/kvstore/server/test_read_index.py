@@ -22,7 +22,7 @@ from kvstore.api.gen.kvstorepb import internal_pb2
 from kvstore.raft.types import NONE, ConfState, Message, MessageType
 from kvstore.server import errors
 from kvstore.server.lessor import LeaseClock
-from kvstore.server.metrics import new_metrics
+from kvstore.server.metrics import Metrics, new_metrics
 from kvstore.server.node import Node
 from kvstore.server.read_rounds import ReadRounds, round_ticks_for
 from kvstore.server.statemachine import StateMachine
@@ -65,6 +65,7 @@ class Cluster:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.board = Switchboard()
+        self.metrics: dict[int, Metrics] = {}
 
     def start(self, member_id: int) -> Node:
         storage = DiskStorage.open(
@@ -77,12 +78,13 @@ class Cluster:
         snap = storage.snapshot()
         if not snap.is_empty:
             sm.restore(snap.data)
+        self.metrics[member_id] = new_metrics()
         node = Node(
             member_id,
             storage,
             sm,
             self.board,
-            new_metrics(),
+            self.metrics[member_id],
             tick_interval=TICK_S,
             election_ticks=ELECTION_TICKS,
             snapshot_count=10_000,
@@ -253,17 +255,34 @@ def test_reads_waiting_behind_a_lost_round_are_served_by_its_retry(tmp_path: Pat
     _run(tmp_path, scenario)
 
 
-def test_a_read_nobody_can_serve_fails_with_etcds_timeout(tmp_path: Path) -> None:
+def test_a_read_nobody_can_serve_fails_with_etcds_timeout_and_is_seen_in_the_metrics(
+    tmp_path: Path,
+) -> None:
     async def scenario(cluster: Cluster) -> None:
         lead = await cluster.leader()
         await cluster.put(lead, b"v")
         cluster.board.filters.append(_drop(MessageType.HEARTBEAT_RESP))
         node = cluster.node(lead)
+        registry = cluster.metrics[lead].registry
+
+        def sample(name: str) -> float:
+            value = registry.get_sample_value(name)
+            assert value is not None, name
+            return value
+
         started = time.monotonic()
+        read = asyncio.ensure_future(node.read_index(0.5))
+        await asyncio.sleep(0.3)
+        assert sample("kvstore_server_read_index_pending") == 1
+        assert 0.2 < sample("kvstore_server_read_index_oldest_pending_seconds") < 0.5
         with pytest.raises(errors.EtcdError) as caught:
-            await node.read_index(0.5)
+            await read
         assert caught.value == errors.TIMEOUT
         assert time.monotonic() - started < 1.5
+        assert sample("kvstore_server_read_index_pending") == 0
+        assert sample("kvstore_server_read_index_oldest_pending_seconds") == 0
+        assert sample("etcd_server_read_indexes_failed_total") == 1
+        assert sample("etcd_server_slow_read_indexes_total") >= 1, "its rounds were retried"
 
     _run(tmp_path, scenario)
 
