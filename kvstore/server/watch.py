@@ -155,7 +155,9 @@ class WatchHub:
                 batch_rev = rev
             if batch and not self._send_history(watcher, batch, batch_rev):
                 return False
-        watcher.next_rev = current + 1
+        # A start beyond ``current`` (a client resuming on a member that lags) stays where
+        # it is: the events below it were delivered already, by another member.
+        watcher.next_rev = max(watcher.next_rev, current + 1)
         return True
 
     @staticmethod

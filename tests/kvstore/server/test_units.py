@@ -77,6 +77,24 @@ def test_watch_hub_replays_then_streams_without_gaps_or_duplicates() -> None:
     assert info.value.revision == 5
 
 
+def test_a_watch_from_a_future_revision_gets_nothing_before_it() -> None:
+    """A client resuming its watch on a member that lags (restarted, still applying) asks
+    for a revision the member has not reached: events below it were delivered already and
+    must not come again, as the member applies them."""
+    got: list[int] = []
+
+    def deliver(_w: Watcher, _evs: list[kv_pb2.Event], rev: int) -> None:
+        got.append(rev)
+
+    hub = WatchHub(lambda start, key, end: [])
+    w = Watcher(1, b"k", b"", prev_kv=False, filters=frozenset(), progress_notify=False,
+                deliver=deliver)  # fmt: skip
+    hub.add(w, start_revision=10, current=5, compacted=0)
+    for rev in range(6, 12):
+        hub.publish(rev, [_event(0, b"k", rev)])
+    assert got == [10, 11]
+
+
 def test_lease_clock_only_the_leader_expires_and_a_new_leader_extends() -> None:
     now = [100.0]
     clock = LeaseClock(lambda: now[0], min_ttl=2)
