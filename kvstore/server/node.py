@@ -73,7 +73,7 @@ class ReadContexts:
 
     The leader keys its pending ReadIndex requests by context and ignores a request whose
     context it already holds, so two members counting from the same start would lose each
-    other's rounds (their readers waiting a whole retry interval): a context is the member
+    other's rounds (their readers waiting for the round's deadline): a context is the member
     id and a counter that starts at the wall clock in nanoseconds.
     """
 
