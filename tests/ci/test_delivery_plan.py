@@ -17,14 +17,12 @@ import dagger
 import pytest
 import yaml
 from kvstore_ci import KvstoreCi, images, kube, terraform
-from kvstore_ci.delivery import (
-    PLACEHOLDER_DIGEST,
-    RUN_ID_VARIABLE,
-    monitoring_charts,
-    split_reference,
-)
 from kvstore_ci.dryrun import plan_function
 from kvstore_ci.environments import load
+from kvstore_ci.executor import PLACEHOLDER_DIGEST
+from kvstore_ci.functions.base import RUN_ID_VARIABLE
+from kvstore_ci.functions.kubernetes import split_reference
+from kvstore_ci.functions.monitoring import monitoring_charts
 from kvstore_ci.plan import Node, Op, StagePlan, functions_of
 from kvstore_ci.reports import StageFailed
 
@@ -54,6 +52,14 @@ SECRETS = {
     "argocd-token": "env://ARGOCD_AUTH_TOKEN",
     "token": "env://ARGOCD_AUTH_TOKEN",
     "kubeconfig": "file://kubeconfig",
+}
+
+
+# The optional secrets the gitops strategies need (a plan, like a call, fails without them).
+TOKENS = {"git_token": "env://GIT_TOKEN", "argocd_token": "env://ARGOCD_AUTH_TOKEN"}
+AWS = {
+    "aws_access_key_id": "env://AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "env://AWS_SECRET_ACCESS_KEY",
 }
 
 
@@ -157,7 +163,15 @@ def test_plans_pin_every_image_and_pass_secrets_only_as_secrets() -> None:
 def test_mirror_reaches_every_delivery_image() -> None:
     for name, flags in (
         ("helm-upgrade", {"env": "staging", "image": IMAGE}),
-        ("deploy", {"env": "staging", "revision": COMMIT}),
+        (
+            "deploy",
+            {
+                "env": "staging",
+                "revision": COMMIT,
+                "git-token": "env://G",
+                "argocd-token": "env://A",
+            },
+        ),
     ):
         plans = plan_function(KvstoreCi, name, flags, {"mirror": "mirror.internal:5000/hub"})
         addresses = [str(op.args["address"]) for op in every_op(plans) if op.name == "from"]
@@ -169,7 +183,7 @@ def test_mirror_reaches_every_delivery_image() -> None:
 
 def test_side_effects_carry_a_fresh_run_id() -> None:
     """Every deploy-type exec follows the cache buster, so the engine cannot replay it."""
-    plans = plan("deploy", env="staging", revision=COMMIT)
+    plans = plan("deploy", env="staging", revision=COMMIT, **TOKENS)
     for name in ("promote", "argocd-sync", "smoke"):
         ops = [
             op.name if op.name != "withEnvVariable" else str(op.args["name"])
@@ -190,7 +204,7 @@ def test_side_effects_carry_a_fresh_run_id() -> None:
 
 
 def test_terraform_plan_commands_cache_and_credentials() -> None:
-    (p,) = plan("terraform-plan", env="staging")
+    p = stage(plan("terraform-plan", env="staging"), "terraform-plan")
     node = result(p)
     env = load(ROOT, "staging")
     assert images_of(node) == [images.TERRAFORM]
@@ -210,15 +224,22 @@ def test_terraform_plan_commands_cache_and_credentials() -> None:
 
 
 def test_session_token_is_passed_when_given() -> None:
-    (p,) = plan("terraform-plan", env="staging", aws_session_token="env://AWS_SESSION_TOKEN")
+    plans = plan("terraform-plan", env="staging", aws_session_token="env://AWS_SESSION_TOKEN")
+    p = stage(plans, "terraform-plan")
     names = [op.args["name"] for op in result(p).find("withSecretVariable")]
     assert names == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
 
 
 def test_terraform_apply_without_a_plan_file_applies_the_plan_it_makes() -> None:
     plans = plan("terraform-apply", env="staging")
-    assert [p.name for p in plans] == ["terraform-plan", "terraform-apply"]
-    made, applied = result(plans[0]), result(plans[1])
+    assert [p.name for p in plans] == [
+        "terraform-plan",
+        "terraform-show",
+        "plan-file",
+        "terraform-apply",
+    ]
+    assert plans[2].actions == ("name: must be staging.tfplan",)
+    made, applied = result(plans[0]), result(plans[3])
     (handed,) = applied.find("withFile")
     source = handed.args["source"]
     assert isinstance(source, Node)
@@ -228,8 +249,9 @@ def test_terraform_apply_without_a_plan_file_applies_the_plan_it_makes() -> None
 
 
 def test_terraform_apply_applies_exactly_the_plan_file() -> None:
-    (p,) = plan("terraform-apply", env="production", plan="production.tfplan")
-    node = result(p)
+    plans = plan("terraform-apply", env="production", plan="production.tfplan")
+    assert [p.name for p in plans] == ["plan-file", "terraform-apply"]
+    node = result(plans[1])
     (handed,) = node.find("withFile")
     assert handed.args["path"] == "production.tfplan"
     source = handed.args["source"]
@@ -246,7 +268,10 @@ def test_terraform_apply_applies_exactly_the_plan_file() -> None:
 
 
 def test_kubeconfig_is_made_by_the_module_with_secret_credentials() -> None:
-    (p,) = plan("kubeconfig", env="production")
+    p, returned = plan("kubeconfig", env="production")
+    assert returned.name == "returned"
+    (made,) = result(returned).find("setSecret")
+    assert made.args == {"name": "kubeconfig-production-<run-id>"}, "its value stays out"
     assert p.result is None
     assert set(p.inputs) == {"aws-access-key-id", "aws-secret-access-key"}
     assert all(node.type == "Secret" for node in p.inputs.values())
@@ -335,7 +360,7 @@ def test_argocd_sync_command() -> None:
 
 
 def test_deploy_chains_the_stages_in_order() -> None:
-    gitops = plan("deploy", env="staging", revision=COMMIT)
+    gitops = plan("deploy", env="staging", revision=COMMIT, **TOKENS)
     assert [p.name for p in gitops] == [
         "build",
         "ecr-login",
@@ -365,7 +390,7 @@ def test_deploy_chains_the_stages_in_order() -> None:
 
 
 def test_rollback_reverts_in_git_then_waits_for_argo_cd() -> None:
-    plans = plan("rollback", env="staging")
+    plans = plan("rollback", env="staging", **TOKENS)
     assert [p.name for p in plans] == ["rollback", "argocd-sync"]
     assert execs(result(plans[0]))[-1][:6] == [
         "python",
@@ -375,19 +400,20 @@ def test_rollback_reverts_in_git_then_waits_for_argo_cd() -> None:
         "--env",
         "staging",
     ]
-    (helm,) = plan("rollback", env="staging", strategy="helm")
+    helm = stage(plan("rollback", env="staging", strategy="helm", **AWS), "helm-rollback")
     assert execs(result(helm))[0][:4] == ["helm", "rollback", "kvstore", "0"]
-    (to_three,) = plan("rollback", env="staging", strategy="helm", to="3")
+    plans = plan("rollback", env="staging", strategy="helm", to="3", **AWS)
+    to_three = stage(plans, "helm-rollback")
     assert execs(result(to_three))[0][3] == "3"
     with pytest.raises(StageFailed, match="'previous' or a revision number"):
-        plan("rollback", env="staging", strategy="helm", to="sha256:abc")
+        plan("rollback", env="staging", strategy="helm", to="sha256:abc", **AWS)
 
 
 # --- monitoring and change detection -------------------------------------------------------
 
 
 def test_monitoring_syncs_the_applications_in_wave_order() -> None:
-    plans = plan("deploy-monitoring", env="production")
+    plans = plan("deploy-monitoring", env="production", argocd_token="env://ARGOCD_AUTH_TOKEN")
     applications = [execs(result(p))[-1][7] for p in plans]
     assert applications == list(kube.MONITORING_APPLICATIONS)
 
@@ -401,7 +427,7 @@ def test_monitoring_with_helm_installs_the_pinned_charts() -> None:
         pins["otelCollector"]["version"],
         pins["jaeger"]["version"],
     ]
-    plans = plan("deploy-monitoring", env="staging", strategy="helm")
+    plans = plan("deploy-monitoring", env="staging", strategy="helm", **AWS)
     assert [p.name for p in plans] == ["kubeconfig", "monitoring-charts", "monitoring-manifests"]
     given = plan("deploy-monitoring", env="staging", strategy="helm", kubeconfig="file://k")
     assert [p.name for p in given] == ["monitoring-charts", "monitoring-manifests"]

@@ -5,27 +5,31 @@ plan never fails for a missing argument: a Secret becomes a placeholder secret n
 the argument, a Directory with a default path is the current checkout, a Container comes
 from the module's own ``build``, and any other required value is shown as ``<name>``.
 
-A function whose work is awaited (``lint``, ``test``, ``publish``...) has a private
-companion ``_plan_<name>`` on the module object that returns its :class:`Stage` list from
-the same builders the function uses; a function that returns a lazy object is simply
-called.
+The function itself runs, with a :class:`~kvstore_ci.recorder.Recorder` as the module
+object's executor: every step it awaits becomes a :class:`Stage` of the plan, and a lazy
+object it returns is shown last (``returned``). Optional arguments keep their defaults, so a
+call that would fail (``deploy`` without the tokens its strategy needs) fails its plan too,
+with the same error.
+
+This module depends on the module object; nothing below it imports this module.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import dagger
 from dagger import dag
 
+from kvstore_ci.main import KvstoreCi
 from kvstore_ci.plan import (
     ArgInfo,
     FunctionInfo,
@@ -37,6 +41,8 @@ from kvstore_ci.plan import (
     render,
     to_json,
 )
+from kvstore_ci.recorder import Recorder
+from kvstore_ci.reports import StageFailed
 
 __all__ = ["PlanError", "main", "parse_flags", "plan_function", "split_command"]
 
@@ -84,7 +90,7 @@ def _base_type(hint: Any) -> Any:  # noqa: ANN401 - typing objects
     return hint
 
 
-def _missing(arg: ArgInfo, module: object, functions: Mapping[str, FunctionInfo]) -> Any:  # noqa: ANN401
+def _missing(arg: ArgInfo, module: KvstoreCi | None, functions: Mapping[str, FunctionInfo]) -> Any:  # noqa: ANN401
     kind = _base_type(arg.type)
     if arg.default_path is not None:
         root = context_root(Path.cwd())
@@ -94,7 +100,7 @@ def _missing(arg: ArgInfo, module: object, functions: Mapping[str, FunctionInfo]
         return arg.default
     if kind is dagger.Secret:
         return dag.secret(f"<{arg.name}>")
-    if kind in PRODUCERS:
+    if kind in PRODUCERS and module is not None:
         producer = PRODUCERS[kind]
         stages = _stages(module, functions[producer], {}, functions)
         result = stages[-1].result
@@ -122,7 +128,7 @@ def _given(arg: ArgInfo, value: str) -> Any:  # noqa: ANN401
 def _arguments(
     info: FunctionInfo,
     flags: Mapping[str, str],
-    module: object,
+    module: KvstoreCi | None,
     functions: Mapping[str, FunctionInfo],
 ) -> dict[str, Any]:
     known = {a.name for a in info.args}
@@ -139,39 +145,53 @@ def _arguments(
 
 
 def _stages(
-    module: object,
+    module: KvstoreCi,
     info: FunctionInfo,
     flags: Mapping[str, str],
     functions: Mapping[str, FunctionInfo],
+    recorder: Recorder | None = None,
 ) -> list[Stage]:
+    """Call the function with a recorder as the executor; its steps, then what it returned."""
     kwargs = _arguments(info, flags, module, functions)
-    planner = getattr(module, f"_plan_{info.python_name}", None)
-    if planner is not None:
-        stages: list[Stage] = planner(**kwargs)
-        return stages
+    recorder = recorder or Recorder()
     function = getattr(module, info.python_name)
-    if inspect.iscoroutinefunction(function):
-        raise PlanError(f"function {info.name!r} has no plan (it runs when called)")
-    result = function(**kwargs)
-    if not isinstance(result, LazyObject):
-        raise PlanError(f"function {info.name!r} returns {type(result).__name__}, not a pipeline")
-    return [Stage(info.name, result)]
+
+    async def call() -> object:
+        result = function(**kwargs)
+        return await result if isinstance(result, Awaitable) else result
+
+    previous, module._executor = module._executor, recorder
+    try:
+        result = anyio.run(call)
+    finally:
+        module._executor = previous
+    stages = recorder.stages
+    if isinstance(result, LazyObject) and not any(s.result is result for s in stages):
+        stages.append(Stage("returned", result))
+    return stages
 
 
 def plan_function(
-    cls: type,
+    cls: type[KvstoreCi],
     name: str,
     flags: Mapping[str, str] | None = None,
     constructor_flags: Mapping[str, str] | None = None,
+    recorder: Recorder | None = None,
 ) -> list[StagePlan]:
-    """The stages of function ``name`` (kebab-case) of module object ``cls``."""
+    """The stages of function ``name`` (kebab-case) of module object ``cls``.
+
+    A function that fails before its steps are all recorded raises its own
+    :class:`~kvstore_ci.reports.StageFailed`, exactly as the call would. ``recorder`` may
+    be a :class:`~kvstore_ci.recorder.Recorder` that answers some steps differently.
+    """
     functions = functions_of(cls)
     if not name or name not in functions:
         known = ", ".join(sorted(n for n in functions if n))
         raise PlanError(f"no function {name!r}; the module has: {known}")
     constructor = functions[""]
     module = cls(**_arguments(constructor, constructor_flags or {}, None, {}))
-    return [describe(s) for s in _stages(module, functions[name], flags or {}, functions)]
+    stages = _stages(module, functions[name], flags or {}, functions, recorder)
+    return [describe(s) for s in stages]
 
 
 PLAN_USAGE = """\
@@ -199,14 +219,15 @@ def main(argv: Sequence[str]) -> int:
     if "-h" in words or "--help" in words:
         sys.stdout.write(PLAN_USAGE)
         return 0
-    from kvstore_ci.main import KvstoreCi  # noqa: PLC0415 - main imports this module's peers
-
     try:
         module_flags, name, flags = split_command(words)
         plans = plan_function(KvstoreCi, name, flags, module_flags)
     except PlanError as e:
         sys.stderr.write(f"plan: {e}\n{PLAN_USAGE}")
         return 2
+    except StageFailed as e:
+        sys.stderr.write(f"plan: {name} would fail:\n{e}\n")
+        return 1
     if "--json" in argv:
         sys.stdout.write(json.dumps([to_json(p) for p in plans], indent=2) + "\n")
     else:

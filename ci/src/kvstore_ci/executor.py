@@ -52,7 +52,7 @@ class Step:
     ``subject`` is the lazy object awaited (``None`` for an API call the module makes
     itself), ``action`` what is asked of it (``exit-code``, ``publish <address>``...),
     ``failure`` what a failure means and ``advice`` what to do then (both for the error),
-    ``inputs`` the secrets an API call reads.
+    ``inputs`` the secrets an API call reads. An API call's several actions are lines.
     """
 
     stage: str
@@ -184,7 +184,7 @@ class Executor(ABC):
         ``api`` gets the plaintexts by argument name; they never leave this process.
         ``actions`` say what it does, for the plan.
         """
-        step = Step(stage, None, "; ".join(actions), advice=advice, inputs=secrets)
+        step = Step(stage, None, "\n".join(actions), advice=advice, inputs=secrets)
         return await self.call(step, api, recorded)
 
 

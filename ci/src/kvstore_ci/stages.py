@@ -18,6 +18,7 @@ from kvstore_ci import images
 from kvstore_ci.executor import ENGINE, Executor
 from kvstore_ci.reports import (
     CheckResult,
+    CommandFailed,
     StageFailed,
     failing_tests,
     failure_message,
@@ -316,7 +317,7 @@ def image_build(
 
 async def revision_tag(container: dagger.Container, run: Executor = ENGINE) -> str:
     """The image's revision label, the default (immutable) tag of a push."""
-    revision = await run.label("publish", container, OCI_LABEL + "revision")
+    revision = await run.label("revision-label", container, OCI_LABEL + "revision")
     if not revision:
         raise StageFailed(
             "publish: no --tag given and the container has no"
@@ -334,9 +335,13 @@ async def run_checks(stage: str, checks: Sequence[Check], run: Executor = ENGINE
     results: dict[str, CheckResult] = {}
 
     async def one(check: Check) -> None:
-        code = await run.exit_code(check.name, check.container)
-        output = await run.stdout(check.name, check.container)
-        output += await run.stderr(check.name, check.container)
+        try:
+            code = await run.exit_code(check.name, check.container)
+            output = await run.stdout(check.name, check.container)
+            output += await run.stderr(check.name, check.container)
+        except StageFailed as failed:  # its setup failed (an install, a pull): a failure too
+            code = failed.exit_code if isinstance(failed, CommandFailed) else 1
+            output = str(failed)
         results[check.name] = CheckResult(check.name, check.command, code, output)
 
     async with anyio.create_task_group() as group:

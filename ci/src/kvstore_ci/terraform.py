@@ -24,6 +24,7 @@ __all__ = [
     "PlanOutcome",
     "TerraformError",
     "apply_args",
+    "apply_failure",
     "explain_apply_failure",
     "init_args",
     "plan_args",
@@ -128,15 +129,29 @@ def plan_summary(text: str) -> str:
     return match.group(1) if match else ""
 
 
-def explain_apply_failure(env_name: str, exit_code: int, output: str) -> str:
+def apply_failure(env_name: str, output: str) -> tuple[str, str]:
     """What a failed ``terraform apply`` of a saved plan means, and what to do about it."""
-    text = output.strip()
-    if "Saved plan is stale" in text:
+    if "Saved plan is stale" in output:
         return (
             f"the {env_name} plan is stale: the state changed after it was made (another"
-            " apply ran in between), so it is not applied. Run terraform-plan again, review"
-            f" the new plan and apply that one.\n{text}"
+            " apply ran in between), so it is not applied",
+            "run terraform-plan again, review the new plan and apply that one",
         )
-    if "Failed to load" in text and "plan" in text:
-        return f"{plan_file_name(env_name)} is not a plan file terraform can read:\n{text}"
-    return f"terraform apply of the {env_name} plan failed (exit {exit_code}):\n{text}"
+    if "Failed to load" in output and "plan" in output:
+        return (
+            f"{plan_file_name(env_name)} is not a plan file terraform can read",
+            f"make a new plan with terraform-plan --env {env_name}",
+        )
+    return (
+        f"terraform apply of the {env_name} plan failed",
+        "Terraform's output names the resource that failed: fix it, plan again and apply",
+    )
+
+
+def explain_apply_failure(env_name: str, exit_code: int, output: str) -> str:
+    """:func:`apply_failure` as one message, with Terraform's output after it."""
+    text = output.strip()
+    meaning, advice = apply_failure(env_name, text)
+    if meaning.startswith("terraform apply of"):
+        return f"{meaning} (exit {exit_code}):\n{text}"
+    return f"{meaning}. {advice[0].upper()}{advice[1:]}.\n{text}"
