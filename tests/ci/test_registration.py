@@ -78,3 +78,26 @@ def test_defaults_reach_the_engine_as_json() -> None:
     token = publish["aws_session_token"]["typeDef"]
     assert isinstance(token, Node)
     assert {"optional": True} in [op.args for op in token.ops]
+
+
+def test_lint_test_and_build_are_the_checks_and_need_no_argument() -> None:
+    """`dagger check` runs every function registered as a check, with no arguments."""
+    checks = sorted(n for n, ops in FUNCTIONS.items() if any(op.name == "withCheck" for op in ops))
+    assert checks == ["build", "lint", "test"]
+    for name in checks:
+        for arg, spec in args_of(name).items():
+            assert "defaultValue" in spec or "defaultPath" in spec, f"{name} --{arg} is required"
+    assert "ci" not in checks, "ci aggregates the checks; as a check it would run them twice"
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_summary_is_one_complete_sentence(name: str) -> None:
+    """`dagger functions` shows a function's first line: it must stand alone."""
+    (description,) = [
+        str(op.args["description"]) for op in FUNCTIONS[name] if op.name == "withDescription"
+    ]
+    first = description.splitlines()[0]
+    assert first == first.strip() and first[:1].isupper(), first
+    assert first.endswith("."), f"{name}: the summary is cut mid-sentence: {first!r}"
+    assert first.count(". ") == 0, f"{name}: the summary holds more than one sentence"
+    assert len(first) <= 100, f"{name}: the summary is too long for one line: {first!r}"

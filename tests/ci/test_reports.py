@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
+import anyio
+import pytest
+from dagger.mod import default_module
 from kvstore_ci.reports import (
     CheckResult,
+    CommandFailed,
+    OperationFailed,
+    StageFailed,
     failing_tests,
     failure_message,
     stage_failures,
@@ -112,3 +119,54 @@ def test_stage_failures_keep_every_stage_in_order() -> None:
         {"build": "no Dockerfile", "lint": "ruff failed"}, ("lint", "test", "build")
     )
     assert text == "== lint failed ==\nruff failed\n\n== build failed ==\nno Dockerfile"
+
+
+def test_a_failed_command_reads_stage_command_exit_code_output_tail_and_what_to_do() -> None:
+    output = "\n".join(f"line {i}" for i in range(100)) + "\nError: the real cause"
+    failed = CommandFailed(
+        "helm-upgrade",
+        ["helm", "upgrade", "kvstore", "charts/kvstore", "--set", "a=b c"],
+        1,
+        output,
+        meaning="the upgrade failed",
+        advice="read helm's output",
+    )
+    lines = str(failed).splitlines()
+    assert lines[0] == "helm-upgrade: the upgrade failed (exit 1)"
+    assert lines[1] == "  command: helm upgrade kvstore charts/kvstore --set 'a=b c'"
+    assert lines[-2] == "    Error: the real cause", "the tail, where tools say why"
+    assert "    line 0" not in lines, "only the tail"
+    assert lines[-1] == "  what to do: read helm's output"
+    assert failed.extra == {
+        "stage": "helm-upgrade",
+        "command": ["helm", "upgrade", "kvstore", "charts/kvstore", "--set", "a=b c"],
+        "exitCode": 1,
+    }
+
+
+def test_a_refused_operation_says_what_to_do_even_without_advice() -> None:
+    text = str(OperationFailed("build", "sync", "pull access denied"))
+    assert text.splitlines()[0] == "build: sync failed"
+    assert "    pull access denied" in text.splitlines()
+    assert text.splitlines()[-1].startswith("  what to do: ")
+
+
+def test_the_module_runtime_reports_a_stage_error_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The SDK logs a traceback for any exception but its own FunctionError (ours)."""
+
+    def stage() -> None:
+        raise StageFailed("lint: 7 of 8 checks passed")
+
+    def bug() -> None:
+        raise RuntimeError("a bug")
+
+    module = default_module()
+    with caplog.at_level(logging.ERROR):
+        with pytest.raises(StageFailed, match=r"^lint: 7 of 8 checks passed$"):
+            anyio.run(module.call, stage)
+        assert not caplog.records, "a stage error is reported as its message alone"
+        with pytest.raises(Exception, match="a bug"):
+            anyio.run(module.call, bug)
+    assert any(r.exc_info for r in caplog.records), "what any other exception gets"
