@@ -137,7 +137,7 @@ class GitOpsFunctions(KubernetesFunctions, ArgoCdFunctions):
         the digest was already there).
         """
         environment = await self._environment(source, env, "promote")
-        split_reference(image, environment)
+        split_reference(image, environment, "promote")
         promoted = promote_container(
             self._image,
             source,

@@ -52,7 +52,7 @@ CLUSTER_ADVICE = (
 )
 
 
-def split_reference(reference: str, env: Environment) -> tuple[str, str]:
+def split_reference(reference: str, env: Environment, stage: str = "image") -> tuple[str, str]:
     """Repository and digest of an image given as ``repo@sha256:...`` or a bare digest.
 
     A bare digest means the environment's own ECR repository.
@@ -61,7 +61,7 @@ def split_reference(reference: str, env: Environment) -> tuple[str, str]:
         repository, digest = parse_image_reference(reference)
     except PromotionError:
         raise StageFailed(
-            f"image {reference!r} is not pinned by digest\n"
+            f"{stage}: image {reference!r} is not pinned by digest\n"
             "  what to do: give <repository>@sha256:<64 hex> (what publish returns) or a bare"
             " sha256:<64 hex>"
         ) from None
@@ -100,7 +100,7 @@ def helm_upgrade_container(
     run_id: str,
 ) -> dagger.Container:
     """upgrade --install --atomic --wait, then helm test, then the status as JSON."""
-    repository, digest = split_reference(reference, env)
+    repository, digest = split_reference(reference, env, "helm-upgrade")
     return (
         helm_container(image, source, kubeconfig, run_id)
         .with_exec(kube.helm_upgrade_args(env, repository, digest, timeout))
