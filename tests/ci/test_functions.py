@@ -28,6 +28,7 @@ from kvstore_ci.plan import Node, functions_of, node_of
 from kvstore_ci.recorder import Recorder
 from kvstore_ci.reports import CommandFailed, OperationFailed, StageFailed
 
+from tests.ci.function_flags import flags_of
 from tests.tooling import ROOT
 
 T = TypeVar("T")
@@ -375,20 +376,6 @@ def test_ci_green_summarises_each_stage() -> None:
 
 # --- every function ----------------------------------------------------------------------
 
-# Arguments a function needs to reach its first step (the rest are plan placeholders).
-FIRST_STEP_FLAGS: dict[str, dict[str, str]] = {
-    "terraform-plan": {"env": "staging"},
-    "terraform-apply": {"env": "staging"},
-    "kubeconfig": {"env": "staging"},
-    "helm-upgrade": {"env": "staging", "image": "sha256:" + "ab" * 32},
-    "promote": {"env": "staging", "image": "sha256:" + "ab" * 32},
-    "argocd-sync": {"env": "staging"},
-    "deploy": {"env": "staging", "git-token": "env://G", "argocd-token": "env://A"},
-    "rollback": {"env": "staging", "git-token": "env://G", "argocd-token": "env://A"},
-    "deploy-monitoring": {"env": "staging", "argocd-token": "env://A"},
-    "affected": {"base": "HEAD~1"},
-}
-
 
 class FirstStepFails(Recorder):
     """Every step fails as the engine fails it: a command exits 1, an API call refuses."""
@@ -408,7 +395,7 @@ class FirstStepFails(Recorder):
 def test_every_function_reports_a_failed_step_as_its_own_stage_error(name: str) -> None:
     """No function awaits the engine outside the executor, nor lets an engine error out."""
     with pytest.raises(StageFailed) as info:
-        plan_function(KvstoreCi, name, FIRST_STEP_FLAGS.get(name, {}), recorder=FirstStepFails())
+        plan_function(KvstoreCi, name, flags_of(name), recorder=FirstStepFails())
     message = str(info.value)
     assert "planted" in message
     assert "what to do: " in message

@@ -20,6 +20,7 @@ from kvstore_ci import KvstoreCi, dryrun, images, stages
 from kvstore_ci.dryrun import PlanError, plan_function, split_command
 from kvstore_ci.plan import Node, Op, Stage, StagePlan, describe, functions_of, render, to_json
 
+from tests.ci.function_flags import flags_of
 from tests.tooling import ROOT
 
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
@@ -442,3 +443,21 @@ def test_text_plan_reads_top_down() -> None:
 )
 def test_registry_host_is_read_as_docker_push_reads_it(address: str, host: str) -> None:
     assert images.registry_host(address) == host
+
+
+def test_a_call_that_would_fail_fails_its_plan_with_the_same_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Optional arguments keep their defaults: the plan says what the call would say."""
+    assert dryrun.main(["deploy", "--env", "staging", "--revision", "abc"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("plan: deploy would fail:\n")
+    assert "deploy: the gitops strategy needs --git-token and --argocd-token" in err
+
+
+def test_every_function_has_a_plan() -> None:
+    """Each function runs to its end with the recorder: nothing awaits outside the seam."""
+    for name in sorted(n for n in functions_of(KvstoreCi) if n):
+        plans = plan_function(KvstoreCi, name, flags_of(name))
+        assert plans, name
+        assert all(p.actions or p.name == "returned" for p in plans), name

@@ -10,7 +10,7 @@ import dagger
 from dagger import Doc, dag
 
 from kvstore_ci import ecr, images, stages
-from kvstore_ci.functions.base import Functions, Source, check, function, uncached
+from kvstore_ci.functions.base import AwsSecrets, Functions, Source, check, function, uncached
 from kvstore_ci.reports import OperationFailed, StageFailed
 
 __all__ = ["BuildFunctions"]
@@ -112,20 +112,16 @@ class BuildFunctions(Functions):
         fail with an error naming the registry and repository.
         """
         tag = tag or await stages.revision_tag(container, self._run)
-        secrets = {
-            "aws-access-key-id": aws_access_key_id,
-            "aws-secret-access-key": aws_secret_access_key,
-        }
-        if aws_session_token is not None:
-            secrets["aws-session-token"] = aws_session_token
+        aws = AwsSecrets(aws_access_key_id, aws_secret_access_key, aws_session_token)
 
         def login(plain: Mapping[str, str]) -> ecr.RegistryLogin:
+            credentials = AwsSecrets.credentials(plain)
             return ecr.login(
                 region=region,
                 repository=repository,
-                access_key_id=plain["aws-access-key-id"],
-                secret_access_key=plain["aws-secret-access-key"],
-                session_token=plain.get("aws-session-token"),
+                access_key_id=credentials.access_key_id,
+                secret_access_key=credentials.secret_access_key,
+                session_token=credentials.session_token,
                 endpoint_url=ecr_endpoint,
             )
 
@@ -133,7 +129,7 @@ class BuildFunctions(Functions):
         credentials = await self._run.api(
             "ecr-login",
             login,
-            secrets=secrets,
+            secrets=aws.named(),
             actions=(
                 f"ecr get-authorization-token (region {region}){endpoint}",
                 f"ecr describe-repositories {repository}",
