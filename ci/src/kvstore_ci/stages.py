@@ -171,6 +171,9 @@ def python_dev(image: Image, source: dagger.Directory) -> dagger.Container:
     dependencies = (
         dependencies.with_workdir(SRC)
         .with_env_variable("UV_LINK_MODE", "copy")
+        # The platform's certificate store, as pip uses it: a registry proxy with its own
+        # CA (installed into the image, as the engine does with its custom CAs) works too.
+        .with_env_variable("UV_SYSTEM_CERTS", "1")
         .with_exec(["pip", "install", "--quiet", f"uv=={UV_VERSION}"])
         .with_exec(
             [
