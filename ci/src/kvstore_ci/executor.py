@@ -172,7 +172,7 @@ class Executor(ABC):
     async def api(
         self,
         stage: str,
-        api: Callable[[Mapping[str, str]], T],
+        request: Callable[[Mapping[str, str]], T],
         *,
         secrets: Mapping[str, dagger.Secret],
         actions: tuple[str, ...],
@@ -181,11 +181,11 @@ class Executor(ABC):
     ) -> T:
         """An API call the module makes itself, in a worker thread, with ``secrets`` read.
 
-        ``api`` gets the plaintexts by argument name; they never leave this process.
+        ``request`` gets the plaintexts by argument name; they never leave this process.
         ``actions`` say what it does, for the plan.
         """
         step = Step(stage, None, "\n".join(actions), advice=advice, inputs=secrets)
-        return await self.call(step, api, recorded)
+        return await self.call(step, request, recorded)
 
 
 class Engine(Executor):

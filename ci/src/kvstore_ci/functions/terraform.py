@@ -51,8 +51,8 @@ else:
 # reach; the plan's and apply's exit codes are read, never raised.
 INIT_FAILURE = "terraform init failed: the state backend or the providers are out of reach"
 INIT_ADVICE = (
-    "check the AWS credentials and the network, and that the state bucket and region of"
-    " deploy/environments/<env>.yaml exist (terraform-apply/bootstrap)"
+    "check the AWS credentials and the network, and that the state bucket and region named"
+    " in deploy/environments/<env>.yaml exist (deploy/terraform/bootstrap makes them)"
 )
 PLAN_ADVICE = "Terraform's output says which resource or setting it could not plan; fix it"
 
