@@ -32,13 +32,13 @@ class BuildFunctions(Functions):
         """
         return await self._run.sync("python-base", self._image(images.PYTHON), advice=PULL_ADVICE)
 
-    def _image_build(self, source: dagger.Directory, revision: str = "") -> dagger.Container:
-        """The image as ``ci`` and ``deploy`` build it: only the revision label, if any."""
+    def _image_build(self, source: dagger.Directory) -> dagger.Container:
+        """The image as ``ci`` builds it: no labels, so an unchanged tree is a cache hit."""
         return stages.image_build(
             source,
             base_image=self._reference(images.PYTHON),
             version="",
-            revision=revision,
+            revision="",
             source_url="",
         )
 
