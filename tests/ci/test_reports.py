@@ -83,6 +83,9 @@ def test_failing_tests_are_named_from_pytests_junit(tmp_path: Path) -> None:
     message = failure_message(code, failing_tests(xml))
     assert message.startswith("3 test(s) failed (pytest exit 1):")
     assert "  test_sample.TestGroup::test_fails_in_class" in message
+    assert message.splitlines()[-1] == (
+        "  what to do: run them locally (e.g. ./scripts/test -k test_fails) and fix them"
+    )
 
 
 def test_a_green_report_names_nothing(tmp_path: Path) -> None:

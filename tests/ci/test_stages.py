@@ -68,6 +68,7 @@ def test_every_check_runs_and_every_failure_is_reported() -> None:
     assert text.splitlines()[0] == "lint: 1 of 3 checks passed"
     assert "a.py:1:1: F401 unused" in text
     assert "[ERROR] values.yaml" in text
+    assert text.splitlines()[-1].startswith("  what to do: fix what each failing tool reports")
     # reported in the order the checks are declared, not the order they finish
     assert text.index("ruff-check") < text.index("mypy") < text.index("helm-lint-staging")
 

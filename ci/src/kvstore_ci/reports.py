@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from dagger.mod._exceptions import FunctionError
 
 __all__ = [
+    "LINT_ADVICE",
     "CheckResult",
     "CommandFailed",
     "OperationFailed",
@@ -157,8 +158,22 @@ def failure_message(exit_code: int, failing: Sequence[str]) -> str:
     """The error of a failed test stage: the failing tests, or why none are named."""
     if failing:
         listed = "\n".join(f"  {name}" for name in failing)
-        return f"{len(failing)} test(s) failed (pytest exit {exit_code}):\n{listed}"
-    return f"pytest exited with {exit_code} and the JUnit report names no failing test"
+        first = failing[0].rpartition("::")[2]
+        return (
+            f"{len(failing)} test(s) failed (pytest exit {exit_code}):\n{listed}\n"
+            f"  what to do: run them locally (e.g. ./scripts/test -k {first}) and fix them"
+        )
+    return (
+        f"pytest exited with {exit_code} and the JUnit report names no failing test\n"
+        "  what to do: pytest could not collect or start the suite; run ./scripts/test"
+        " locally to see why"
+    )
+
+
+LINT_ADVICE = (
+    "fix what each failing tool reports (./scripts/test runs the same tools locally)"
+    " and run lint again"
+)
 
 
 def stage_failures(failures: Mapping[str, str], order: Sequence[str]) -> str:

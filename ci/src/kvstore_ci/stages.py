@@ -17,6 +17,7 @@ from dagger import dag
 from kvstore_ci import images
 from kvstore_ci.executor import ENGINE, Executor
 from kvstore_ci.reports import (
+    LINT_ADVICE,
     CheckResult,
     CommandFailed,
     StageFailed,
@@ -353,7 +354,7 @@ async def run_checks(stage: str, checks: Sequence[Check], run: Executor = ENGINE
     ordered = [results[c.name] for c in checks]
     text = summary(stage, ordered)
     if not all(r.ok for r in ordered):
-        raise StageFailed(text)
+        raise StageFailed(f"{text}\n\n  what to do: {LINT_ADVICE}")
     return text
 
 
