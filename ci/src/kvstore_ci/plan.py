@@ -9,8 +9,8 @@ Three things come out of it, all plain data:
 
 - :class:`Node` / :class:`Op`: the operations of one lazy object (a Container, Directory,
   File, Secret...), with every nested object expanded and secret values never included;
-- :class:`StagePlan`: one stage of a function (its final lazy object plus the terminal
-  actions the function performs on it, such as ``publish <address>``);
+- :class:`StagePlan`: one stage of a function (a lazy object plus the steps the function
+  awaited on it, such as ``publish <address>``);
 - :class:`FunctionInfo` / :class:`ArgInfo`: a function's name, arguments, defaults and cache
   policy as ``dagger call`` shows them.
 """
@@ -98,12 +98,12 @@ def _walk_value(value: Value) -> list[Op]:
 
 @dataclass(frozen=True)
 class Stage:
-    """What a function hands to the plan: a lazy object and what it then does with it.
+    """One stage of a plan: a lazy object and what the function asked of it.
 
-    ``actions`` are the terminal calls the function makes (``exit-code``, ``stdout``,
-    ``publish <address>``...), which are awaited and so never appear in the lazy graph.
-    ``result`` is ``None`` for a stage that is only an action (e.g. an API call made by the
-    module itself).
+    The recorder (:mod:`kvstore_ci.recorder`) makes one per stage name and object from the
+    steps a function awaits. ``actions`` are those steps (``exit-code``, ``stdout``,
+    ``publish <address>``...), which never appear in the lazy graph. ``result`` is
+    ``None`` for an API call the module makes itself, whose secrets are ``inputs``.
     """
 
     name: str
