@@ -7,9 +7,14 @@ invalid default fails here instead of on the first `dagger call`.
 
 from __future__ import annotations
 
+import anyio
+import dagger
 import pytest
+from dagger.mod import default_module
+from dagger.mod._module import Module
 from kvstore_ci import KvstoreCi
-from kvstore_ci.plan import Node, Op, functions_of, registration
+from kvstore_ci.plan import Node, Op, functions_of, node_of, registration
+from kvstore_ci.recorder import Recorder
 
 MODULE = registration(KvstoreCi)
 MINE = ("python-base", "lint", "test", "build", "publish", "publish-to", "ci")
@@ -101,3 +106,28 @@ def test_every_summary_is_one_complete_sentence(name: str) -> None:
     assert first.endswith("."), f"{name}: the summary is cut mid-sentence: {first!r}"
     assert first.count(". ") == 0, f"{name}: the summary holds more than one sentence"
     assert len(first) <= 100, f"{name}: the summary is too long for one line: {first!r}"
+
+
+def test_the_runtime_invokes_a_function_on_a_module_object_made_from_its_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the engine calls a function: the object from its JSON state, then the method."""
+    recorder = Recorder()
+    monkeypatch.setattr(KvstoreCi, "_executor", recorder)
+    builder = Module(KvstoreCi.__name__)
+    registered = default_module()
+    builder._objects = dict(registered._objects)
+    builder._main = builder._objects[KvstoreCi.__name__]
+
+    async def call() -> object:
+        result, _fn = await builder.get_structured_result(
+            KvstoreCi.__name__, {"mirror": "mirror.internal:5000/hub"}, "python_base", {}
+        )
+        return result
+
+    base = anyio.run(call)
+    assert isinstance(base, dagger.Container)
+    assert str(node_of(base).find("from")[0].args["address"]).startswith(
+        "mirror.internal:5000/hub/library/python:"
+    )
+    assert [(s.name, s.actions) for s in recorder.stages] == [("python-base", ("sync",))]
