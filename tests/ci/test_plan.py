@@ -337,13 +337,19 @@ def test_ci_plans_lint_test_and_build_together() -> None:
     plans = plan("ci")
     names = [p.name for p in plans]
     lint = [p.name for p in plan("lint")]
-    assert sorted(names) == sorted([*lint, "test", "build", "returned"])
+    # the test stage is awaited twice: its exit code, then its report for the directory
+    assert sorted(names) == sorted([*lint, "test", "test", "build", "returned"])
     assert names[-1] == "returned"
     assert result(stage(plans, "build")).find("dockerBuild")
     assert stage(plans, "build").actions == ("sync",)
+    report = [p for p in plans if p.name == "test"][-1]
+    assert report.actions == ("contents",)
     reports = result(plans[-1])
-    assert [op.args["path"] for op in reports.find("withFile")] == ["junit.xml"]
-    assert [op.args["path"] for op in reports.find("withNewFile")] == ["lint.txt", "summary.txt"]
+    assert [op.args["path"] for op in reports.find("withNewFile")] == [
+        "lint.txt",
+        "summary.txt",
+        "junit.xml",
+    ]
 
 
 # --- the command line ---------------------------------------------------------------------

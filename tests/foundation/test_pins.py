@@ -7,6 +7,7 @@ import re
 import tomllib
 
 from kvstore_ci import images, stages
+
 from tests.tooling import ROOT, tool_pins
 
 
