@@ -32,6 +32,19 @@ def test_environments_differ_where_they_must() -> None:
     assert staging.argocd.application != production.argocd.application
 
 
+def test_the_aws_endpoint_is_optional_and_validated() -> None:
+    assert load(ROOT, "staging").aws.endpoint == ""
+    text = _broken(
+        "  region: eu-west-1\n", "  region: eu-west-1\n  endpoint: http://127.0.0.1:5000/\n"
+    )
+    assert parse(text, "staging.yaml").aws.endpoint == "http://127.0.0.1:5000"
+    bad = _broken("  region: eu-west-1\n", "  region: eu-west-1\n  endpoint: 127.0.0.1:5000\n")
+    with pytest.raises(
+        EnvironmentConfigError, match=re.escape("aws.endpoint: '127.0.0.1:5000' is not an")
+    ):
+        parse(bad, "staging.yaml")
+
+
 def _broken(old: str, new: str) -> str:
     assert old in STAGING, old
     return STAGING.replace(old, new, 1)

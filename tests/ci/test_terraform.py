@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from kvstore_ci.environments import load
 from kvstore_ci.terraform import (
     TerraformError,
     apply_args,
+    endpoint_variables,
     explain_apply_failure,
     init_args,
     plan_args,
@@ -72,6 +74,19 @@ def test_init_uses_the_environment_backend() -> None:
     assert f"-backend-config=bucket={env.terraform.backend.bucket}" in args
     assert f"-backend-config=key={env.terraform.backend.key}" in args
     assert f"-backend-config=region={env.terraform.backend.region}" in args
+    assert "-backend-config=use_path_style=true" not in args
+    assert endpoint_variables(env) == {}
+
+
+def test_an_aws_endpoint_reaches_the_backend_and_the_provider() -> None:
+    env = load(ROOT, "staging")
+    local = replace(env, aws=replace(env.aws, endpoint="http://127.0.0.1:5000"))
+    assert "-backend-config=use_path_style=true" in init_args(local)
+    assert endpoint_variables(local) == {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:5000",
+        "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:5000",
+    }
 
 
 def test_plan_apply_cycle_and_exit_codes(root: Path) -> None:

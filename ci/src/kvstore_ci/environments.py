@@ -64,6 +64,8 @@ class Aws:
 
     account_id: str
     region: str
+    endpoint: str = ""
+    """One URL for every AWS API the pipeline calls (an emulator, a proxy); empty: AWS's own."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ def parse(text: str, source: str, *, expected_name: str | None = None) -> Enviro
         aws=Aws(
             account_id=aws.string("account_id", _ACCOUNT_ID, "12 digits, quoted"),
             region=aws.string("region", _REGION, "an AWS region such as 'eu-west-1'"),
+            endpoint=aws.optional_string("endpoint", _URL, "an http(s) URL").rstrip("/"),
         ),
         cluster_name=eks.string("cluster_name", _DNS_LABEL, "an EKS cluster name"),
         ecr_repository=ecr.string("repository", _ECR_REPOSITORY, "an ECR repository name"),
@@ -234,6 +237,13 @@ class _Fields:
         if not pattern.match(value):
             raise self._error(key, f"{value!r} is not {expected}")
         return value
+
+    def optional_string(self, key: str, pattern: re.Pattern[str], expected: str) -> str:
+        """Like :meth:`string`, but an absent ``key`` is the empty string."""
+        if key not in self._data:
+            self._read.add(key)
+            return ""
+        return self.string(key, pattern, expected)
 
     def reject_unknown(self) -> None:
         """Fail on keys nobody reads: a typo must not silently fall back to nothing."""

@@ -75,7 +75,21 @@ def init_args(env: Environment) -> list[str]:
         f"-backend-config=bucket={backend.bucket}",
         f"-backend-config=key={backend.key}",
         f"-backend-config=region={backend.region}",
+        # an S3 emulator or proxy serves buckets by path, not by host name
+        *(["-backend-config=use_path_style=true"] if env.aws.endpoint else []),
     ]
+
+
+def endpoint_variables(env: Environment) -> dict[str, str]:
+    """The variables pointing Terraform's AWS clients at ``aws.endpoint``, when one is set.
+
+    The S3 backend's own clients (S3 for the state, STS for the credentials) and the AWS
+    provider's read them.
+    """
+    if not env.aws.endpoint:
+        return {}
+    names = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_STS")
+    return dict.fromkeys(names, env.aws.endpoint)
 
 
 def plan_args(env_name: str) -> list[str]:

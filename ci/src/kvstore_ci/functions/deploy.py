@@ -73,6 +73,7 @@ class DeployFunctions(BuildFunctions, GitOpsFunctions):
             aws_session_token=aws_session_token,
             tag=revision,
             region=environment.aws.region,
+            ecr_endpoint=environment.aws.endpoint,
         )
         report = [f"published {reference}"]
 

@@ -179,6 +179,8 @@ class KubernetesFunctions(Functions):
                 cluster,
                 region,
                 namespace=environment.helm.namespace,
+                eks_endpoint=environment.aws.endpoint or None,
+                sts_endpoint=environment.aws.endpoint or None,
             )
 
         text = await self._run.api(

@@ -74,9 +74,11 @@ def terraform_container(
     image: Image, source: dagger.Directory, env: Environment, aws: AwsSecrets, run_id: str
 ) -> dagger.Container:
     """Terraform in the environment's root, initialized against its backend."""
+    container = aws.apply(image(images.TERRAFORM))
+    for name, value in terraform.endpoint_variables(env).items():
+        container = container.with_env_variable(name, value)
     return (
-        aws.apply(image(images.TERRAFORM))
-        .with_mounted_cache(
+        container.with_mounted_cache(
             terraform.PLUGIN_CACHE_DIR, dag.cache_volume("kvstore-terraform-plugins")
         )
         .with_env_variable("TF_PLUGIN_CACHE_DIR", terraform.PLUGIN_CACHE_DIR)
