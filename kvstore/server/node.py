@@ -282,7 +282,8 @@ class Node:
         self._enqueue(op)
         self._metrics.proposals_pending.inc()
         with tracing.span("raft.proposal") as span:
-            span.set_attribute("kvstore.request_id", request_id)
+            # hex, as etcd prints request ids: OTLP integers are signed 64-bit, ids are not
+            span.set_attribute("kvstore.request_id", f"{request_id:016x}")
             try:
                 async with asyncio.timeout(timeout):
                     return await asyncio.shield(fut)

@@ -20,8 +20,8 @@ TERRAFORM = (
 
 # Helm CLI, for `helm lint` of the chart.
 HELM = (
-    "docker.io/alpine/helm:3.17.3"
-    "@sha256:d899e6316789fec04ee95300a18e454b7942539cbb3d89bde3e0655d6ca2e895"
+    "docker.io/alpine/helm:3.19.0"
+    "@sha256:aef9b56f64e866207d9591d0abd8f6d767b36aadd12edf68f8a719716d9d29c9"
 )
 
 # actionlint, for the GitHub Actions workflows.

@@ -107,6 +107,7 @@ def test_crashes_and_pauses_three_members(tmp_path: Path) -> None:
     run_and_check(scenario, tmp_path, "test_crashes_and_pauses_three_members")
 
 
+@pytest.mark.netfault
 def test_partitions_five_members(tmp_path: Path) -> None:
     """Majority/minority, bridge and isolated-leader partitions, plus a leader crash."""
     faults = [
@@ -119,6 +120,7 @@ def test_partitions_five_members(tmp_path: Path) -> None:
     run_and_check(scenario, tmp_path, "test_partitions_five_members")
 
 
+@pytest.mark.netfault
 def test_membership_changes_under_load(tmp_path: Path) -> None:
     """Remove a follower, add a learner in its place, promote it; crashes in between."""
     faults = [Fault.REPLACE_MEMBER, Fault.KILL_LEADER, Fault.ISOLATE_LEADER]
@@ -126,6 +128,7 @@ def test_membership_changes_under_load(tmp_path: Path) -> None:
     run_and_check(scenario, tmp_path, "test_membership_changes_under_load")
 
 
+@pytest.mark.netfault
 def test_full_disk_on_one_member(tmp_path: Path) -> None:
     """One member's data directory is a small tmpfs that the nemesis fills; that member
     may stop (fail-stop on ENOSPC) but must not take the cluster's guarantees with it."""
@@ -143,6 +146,7 @@ def test_slow_disk_three_members(tmp_path: Path) -> None:
     run_and_check(scenario, tmp_path, "test_slow_disk_three_members")
 
 
+@pytest.mark.netfault
 def test_everything_five_members(tmp_path: Path) -> None:
     """Every kind of fault in one run on five members, so they also meet each other."""
     faults = [

@@ -141,6 +141,7 @@ except OSError:
 """
 
 
+@pytest.mark.netfault
 def test_partitioner_cuts_one_process_from_one_address(tmp_path: Path) -> None:
     """Real iptables and cgroups: a process in member a's cgroup cannot reach b's address
     once a->b is cut, a process outside it still can, and healing restores the path."""

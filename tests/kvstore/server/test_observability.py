@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from kvstore.client import ClientError, SyncClient
-from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster, free_port
+from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster
 from tests.kvstore.server.conftest import running
 
 pytestmark = pytest.mark.slow
@@ -92,6 +92,11 @@ def test_metrics_exist_and_move(cluster: LocalCluster) -> None:
     assert _sample(after, "etcd_disk_wal_fsync_duration_seconds_count") > _sample(
         before, "etcd_disk_wal_fsync_duration_seconds_count"
     )
+    # The size gauge is sampled once per tick: wait for the tick after the puts.
+    deadline = time.monotonic() + 5
+    while _sample(after, "etcd_mvcc_db_total_size_in_bytes") == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        _, after = _get(leader.metrics_url + "/metrics")
     assert _sample(after, "etcd_mvcc_db_total_size_in_bytes") > 0
 
 
@@ -160,14 +165,20 @@ class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
 
 def test_forwarded_write_is_one_trace_across_members(tmp_path: Path) -> None:
     receiver = _Receiver()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    # Bound to a port of its own before the cluster picks its ports, without SO_REUSEPORT:
+    # a port handed out and released could be handed to a member again and shared.
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)]
+    )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)  # type: ignore[no-untyped-call]
-    port = free_port("127.0.0.1")
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     env = {
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        # the signal-specific variables win over the generic one; a runner may set them
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
         "OTEL_BSP_SCHEDULE_DELAY": "200",
     }
