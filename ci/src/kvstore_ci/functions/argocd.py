@@ -26,8 +26,9 @@ from kvstore_ci.functions.base import (
 __all__ = ["ArgoCdFunctions", "argocd_container"]
 
 SYNC_ADVICE = (
-    "the output has Argo CD's own message: fix the manifest or the failing hook, roll back, or"
-    " renew the token if it was refused"
+    "the output has Argo CD's own message: if Argo CD was unreachable, check argocd.server in"
+    " the environment file and the network; otherwise fix the manifest or the failing hook,"
+    " roll back, or renew the token if it was refused"
 )
 
 
