@@ -68,12 +68,7 @@ def promote_container(
         *("--image", reference, "--source-revision", source_revision),
         *_git_flags(env, remote),
     ]
-    return (
-        runner(image, source)
-        .with_secret_variable("GIT_TOKEN", git_token)
-        .with_env_variable(RUN_ID_VARIABLE, run_id)
-        .with_exec(command)
-    )
+    return _pushing(image, source, git_token, run_id, command)
 
 
 def rollback_container(
@@ -90,6 +85,17 @@ def rollback_container(
         *("python", "-m", "kvstore_ci", "rollback", "--env", env.name),
         *_git_flags(env, remote),
     ]
+    return _pushing(image, source, git_token, run_id, command)
+
+
+def _pushing(
+    image: Image,
+    source: dagger.Directory,
+    git_token: dagger.Secret,
+    run_id: str,
+    command: list[str],
+) -> dagger.Container:
+    """``command`` in the runner with the git token as a secret; ``run_id`` defeats caching."""
     return (
         runner(image, source)
         .with_secret_variable("GIT_TOKEN", git_token)
