@@ -304,7 +304,12 @@ async def _final_reads(
     cluster: LocalCluster, cfg: WorkloadConfig, history: History, failures: list[str]
 ) -> int:
     """Linearizable reads of every key (added to the history); then every member must
-    serve the same values from its own state. Returns the final revision."""
+    serve the same values from its own state. Returns the revision of the workload's last
+    write: the highest mod revision among its keys (the workload never deletes), which is
+    what the watchers and the event log must reach. Not the responses' header revision:
+    the liveness check's own writes, outside the workload's prefix, raised the store's
+    revision past every event the watchers can see, and each wait below ran to its
+    timeout."""
     finals: dict[str, str | None] = {}
     revision = 0
     async with Client(cluster.endpoints, timeout=10) as cl:
@@ -315,7 +320,7 @@ async def _final_reads(
             history.add(Op(-1, OpKind.READ, key, invoked, time.monotonic(), value=value,
                            revision=resp.header.revision))  # fmt: skip
             finals[key] = value
-            revision = max(revision, resp.header.revision)
+            revision = max([revision, *(kv.mod_revision for kv in resp.kvs)])
     for m in cluster.members:
         got: dict[str, str | None] = {}
 
