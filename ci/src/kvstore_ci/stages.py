@@ -53,6 +53,8 @@ Image = Callable[[str], dagger.Container]
 SRC = "/src"
 PIP_CACHE = "/root/.cache/pip"
 UV_CACHE = "/root/.cache/uv"
+VENV = "/opt/kvstore"  # the project and its dev tools, as .venv on a developer machine
+CHECKOV_VENV = "/opt/checkov"
 MYPY_CACHE = "/cache/mypy"
 # What runs outside the stage (scripts/test): the tests that need a Docker or a Dagger
 # engine, and the network partitions, which need the host's cgroup v2 hierarchy (a
@@ -135,12 +137,19 @@ def tool_binaries(image: Image) -> dagger.Directory:
     return tools
 
 
+def _venv(path: str) -> list[str]:
+    """A venv at ``path`` on the image's ``python``, by its path: uv's lookup by name skips
+    an interpreter that is itself in a venv, as some images' ``python`` is."""
+    return ["sh", "-c", f'uv venv --quiet --python "$(command -v python)" {path}']
+
+
 def toolbox(image: Image) -> dagger.Container:
     """The pinned Python image with every tool the test suite calls, as scripts/test-env has.
 
     Debian's packages come from the image's own archive (their downloads kept in a cache
     volume), the Go-written tools from their pinned images, checkov from its own venv (its
-    pins conflict with the project's, as on a developer machine).
+    pins conflict with the project's, as on a developer machine). uv makes the venvs, so
+    the image's Python needs neither ``ensurepip`` nor to be a venv itself.
     """
     return (
         image(images.PYTHON)
@@ -151,49 +160,57 @@ def toolbox(image: Image) -> dagger.Container:
         .with_exec(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *STAGE_PACKAGES])
         .with_directory("/usr/local/bin", tool_binaries(image))
         .with_mounted_cache(PIP_CACHE, dag.cache_volume("kvstore-pip"))
+        .with_mounted_cache(UV_CACHE, dag.cache_volume("kvstore-uv"))
         .with_env_variable("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .with_env_variable("PIP_ROOT_USER_ACTION", "ignore")
-        .with_exec(["python", "-m", "venv", "/opt/checkov"])
-        .with_exec(["/opt/checkov/bin/pip", "install", "--quiet", f"checkov=={CHECKOV_VERSION}"])
-        .with_exec(["ln", "-sf", "/opt/checkov/bin/checkov", "/usr/local/bin/checkov"])
+        .with_env_variable("UV_LINK_MODE", "copy")
+        # The platform's certificate store, as pip uses it: a registry proxy with its own
+        # CA (installed into the image, as the engine does with its custom CAs) works too.
+        .with_env_variable("UV_SYSTEM_CERTS", "1")
+        .with_exec(["pip", "install", "--quiet", f"uv=={UV_VERSION}"])
+        .with_exec(_venv(CHECKOV_VENV))
+        .with_exec(
+            [
+                *("uv", "pip", "install", "--quiet", "--python", f"{CHECKOV_VENV}/bin/python"),
+                f"checkov=={CHECKOV_VERSION}",
+            ]
+        )
+        .with_exec(["ln", "-sf", f"{CHECKOV_VENV}/bin/checkov", "/usr/local/bin/checkov"])
     )
 
 
 def python_dev(image: Image, source: dagger.Directory) -> dagger.Container:
-    """The tool box with the project and its dev tools installed, exactly as scripts/setup.
+    """The tool box with the project and its dev tools in a venv, exactly as scripts/setup.
 
     Same extras, same constraints.txt, dagger-io from constraints (not the vendored SDK),
     so the stage checks what a developer's ``.venv`` checks. The dependencies are installed
     from the three files that name them before the source arrives, so a commit that changes
     only code reuses that layer; uv's cache is a cache volume.
     """
-    install = ["uv", "pip", "install", "--python", "python", "--quiet", "--no-sources"]
+    install = ["uv", "pip", "install", "--quiet", "--no-sources"]
     manifests = ("pyproject.toml", "ci/pyproject.toml", "constraints.txt")
-    dependencies = toolbox(image).with_mounted_cache(UV_CACHE, dag.cache_volume("kvstore-uv"))
+    dependencies = (
+        toolbox(image)
+        .with_exec(_venv(VENV))
+        .with_env_variable("VIRTUAL_ENV", VENV)
+        .with_env_variable("PATH", f"{VENV}/bin:$PATH", expand=True)
+    )
     for name in manifests:
         dependencies = dependencies.with_file(f"{SRC}/{name}", source.file(name))
-    dependencies = (
-        dependencies.with_workdir(SRC)
-        .with_env_variable("UV_LINK_MODE", "copy")
-        # The platform's certificate store, as pip uses it: a registry proxy with its own
-        # CA (installed into the image, as the engine does with its custom CAs) works too.
-        .with_env_variable("UV_SYSTEM_CERTS", "1")
-        .with_exec(["pip", "install", "--quiet", f"uv=={UV_VERSION}"])
-        .with_exec(
-            [
-                *install,
-                "--constraint",
-                "constraints.txt",
-                "--requirements",
-                "pyproject.toml",
-                "--extra",
-                "dev",
-                "--extra",
-                "bench",
-                "--requirements",
-                "ci/pyproject.toml",
-            ]
-        )
+    dependencies = dependencies.with_workdir(SRC).with_exec(
+        [
+            *install,
+            "--constraint",
+            "constraints.txt",
+            "--requirements",
+            "pyproject.toml",
+            "--extra",
+            "dev",
+            "--extra",
+            "bench",
+            "--requirements",
+            "ci/pyproject.toml",
+        ]
     )
     return dependencies.with_directory(SRC, source).with_exec(
         [*install, "--no-deps", "--editable", ".", "--editable", "./ci"]
