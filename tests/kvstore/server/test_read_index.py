@@ -167,27 +167,18 @@ async def _every_member_reads(cluster: Cluster, within: float = 2.0) -> None:
             raise AssertionError(f"member {mid} serves no linearizable read: {exc!r}") from None
 
 
-def test_a_follower_read_whose_request_was_dropped_does_not_block_later_reads(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "lost",
+    [MessageType.READ_INDEX, MessageType.READ_INDEX_RESP],
+    ids=["request-dropped", "answer-dropped"],
+)
+def test_a_follower_read_whose_round_was_lost_does_not_block_later_reads(
+    tmp_path: Path, lost: MessageType
 ) -> None:
     async def scenario(cluster: Cluster) -> None:
         lead = await cluster.leader()
         follower = next(m for m in IDS if m != lead)
-        cluster.board.filters.append(_drop(MessageType.READ_INDEX))
-        await _abandoned_read(cluster.node(follower))
-        cluster.board.filters.clear()
-        await _every_member_reads(cluster)
-
-    _run(tmp_path, scenario)
-
-
-def test_a_follower_read_whose_answer_was_dropped_does_not_block_later_reads(
-    tmp_path: Path,
-) -> None:
-    async def scenario(cluster: Cluster) -> None:
-        lead = await cluster.leader()
-        follower = next(m for m in IDS if m != lead)
-        cluster.board.filters.append(_drop(MessageType.READ_INDEX_RESP))
+        cluster.board.filters.append(_drop(lost))
         await _abandoned_read(cluster.node(follower))
         cluster.board.filters.clear()
         await _every_member_reads(cluster)
