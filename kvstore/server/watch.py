@@ -4,14 +4,16 @@ Apply runs on the event loop and calls :meth:`WatchHub.publish` synchronously fo
 revision it creates; creating a watcher (including its catch-up from ``start_revision``) is
 synchronous too, so no revision can slip between the catch-up and the live feed. History
 for catch-up comes from the MVCC store (every version since the last compaction); a watch
-that starts at a compacted revision is cancelled with ``compact_revision`` set, as etcd does.
+that starts below the compaction revision is cancelled with ``compact_revision`` set, as
+etcd does. One that starts at it is served: that is where every etcd client resumes after
+such a cancel.
 
 A watcher whose stream has no room (its client reads slower than the store changes) leaves
 the live feed instead of queueing without bound: it keeps the first revision it has not
 been sent, and :meth:`WatchHub.catch_up` replays from history once the stream drained, as
 far as there is room, until it is level and rejoins the live feed (etcd's unsynced
-watchers). It misses nothing unless its history is compacted meanwhile; then it is
-cancelled with ``compact_revision``, as a watch started there would be.
+watchers). It misses nothing unless its history is compacted past it meanwhile; then it
+is cancelled with ``compact_revision``, as a watch started there would be.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ FILTER_NODELETE = 1
 
 Deliver = Callable[["Watcher", list[kv_pb2.Event], int], None]
 """Called with a watcher, its events and their revision; a negative revision with no events
-means the watcher was cancelled because history from ``-revision`` down was compacted."""
+means the watcher was cancelled because history below ``-revision`` was compacted."""
 
 
 @dataclass(slots=True, eq=False)
@@ -117,7 +119,7 @@ class WatchHub:
         """Register ``watcher`` from ``start_revision`` (0 = next revision), replaying the
         history it missed. Raises CompactedWatch when the start was compacted away."""
         start = start_revision if start_revision > 0 else current + 1
-        if start <= compacted:
+        if start < compacted:
             raise CompactedWatch(compacted)
         watcher.next_rev = start
         if self._replay(watcher, current):
@@ -131,7 +133,7 @@ class WatchHub:
         for watcher in watchers:
             if watcher not in self._lagging or not watcher.has_room():
                 continue
-            if watcher.next_rev <= compacted:
+            if watcher.next_rev < compacted:
                 self._lagging.discard(watcher)
                 watcher.cancelled = True
                 watcher.deliver(watcher, [], -compacted)

@@ -439,10 +439,13 @@ class MvccStore:
     def events_since(self, start_revision: int, key: bytes, range_end: bytes = b"") -> list[Event]:
         """Every change to keys in the range at revisions ``>= start_revision``, oldest
         first, in the order they were applied within a revision: what a watch starting in
-        the past replays. Raises CompactedError if the history it needs was compacted."""
-        if self._compact_rev and start_revision <= self._compact_rev:
-            # At the compacted revision itself a delete may already be gone with its
-            # tombstone; a watch must start after it to see every change.
+        the past replays. Raises CompactedError below the compacted revision.
+
+        At the compacted revision itself it answers, as etcd does (and as a Range there
+        does): clients resume a watch from the ``compact_revision`` they were told. As in
+        etcd, that replay can lack a delete made at exactly that revision (its tombstone goes
+        with the compaction) and the ``prev_kv`` of the changes made there."""
+        if start_revision < self._compact_rev:
             raise CompactedError(start_revision, self._compact_rev)
         out: list[tuple[int, int, Event]] = []
         hi = upper_bound(key, range_end)

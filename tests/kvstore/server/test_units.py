@@ -231,8 +231,37 @@ def test_a_lagging_watcher_whose_history_was_compacted_is_cancelled() -> None:
     hub.publish(2, [_event(0, b"k", 2)])
     hub.publish(3, [_event(0, b"k", 3)])  # no room: lagging from revision 3
     room[0] = True
-    hub.catch_up([w], current=3, compacted=3)
-    assert cancelled == [3] and w.cancelled and hub.lagging == 0 and len(hub) == 0
+    hub.catch_up([w], current=4, compacted=4)
+    assert cancelled == [4] and w.cancelled and hub.lagging == 0 and len(hub) == 0
+
+
+def test_a_watch_at_the_compaction_revision_is_served() -> None:
+    """etcd cancels a watch only below the compaction revision: resuming from the
+    ``compact_revision`` of a cancelled watch must work, for a new or a lagging one."""
+    history = [_event(0, b"k", rev) for rev in range(1, 8)]
+    got: list[int] = []
+    room = [True]
+
+    def deliver(w: Watcher, evs: list[kv_pb2.Event], rev: int) -> None:
+        assert rev > 0, "cancelled"
+        got.extend(e.kv.mod_revision for e in evs)
+        room[0] = False
+
+    hub = WatchHub(lambda start, key, end: [e for e in history if e.kv.mod_revision >= start])
+    at = Watcher(1, b"k", b"", False, frozenset(), False, deliver)
+    hub.add(at, 5, 7, compacted=5)
+    assert got == [5, 6, 7]
+    hub.remove(at)
+    got.clear()
+    room[0] = True
+    w = Watcher(2, b"k", b"", False, frozenset(), False, deliver, has_room=lambda: room[0])
+    hub.add(w, 0, current=7, compacted=5)
+    hub.publish(8, [_event(0, b"k", 8)])
+    history.append(_event(0, b"k", 9))
+    hub.publish(9, history[-1:])  # no room: lagging from revision 9
+    room[0] = True
+    hub.catch_up([w], current=9, compacted=9)
+    assert got == [8, 9] and not w.cancelled and hub.lagging == 0
 
 
 def _state_with_keys(n: int) -> StateMachine:

@@ -239,8 +239,9 @@ def test_compaction_rules() -> None:
     assert get(s, b"k").kvs[0] == KeyValue(b"k", 2, 6, 5, b"4"), "version survives compaction"
     s.execute(CompactionRequest(8))
     assert s.events_since(9, b"\0", b"\0") == [] and len(s._index) == 1
+    assert s.events_since(8, b"\0", b"\0") == [], "served at the compacted revision"
     with pytest.raises(CompactedError):
-        s.events_since(8, b"\0", b"\0")
+        s.events_since(7, b"\0", b"\0")
 
 
 def test_events_since_replays_history_for_watchers() -> None:
@@ -259,6 +260,11 @@ def test_events_since_replays_history_for_watchers() -> None:
     s.compact(4)
     with pytest.raises(CompactedError):
         s.events_since(3, b"a")
+    # At the compaction revision itself, as a Range there: what is left from it on.
+    assert [(e.type, e.kv.mod_revision) for e in s.events_since(4, b"a")] == [
+        (EventType.PUT, 4),
+        (EventType.DELETE, 5),
+    ]
 
 
 def test_history_replays_a_txn_in_the_order_it_was_applied() -> None:
