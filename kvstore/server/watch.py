@@ -6,7 +6,8 @@ synchronous too, so no revision can slip between the catch-up and the live feed.
 for catch-up comes from the MVCC store (every version since the last compaction); a watch
 that starts below the compaction revision is cancelled with ``compact_revision`` set, as
 etcd does. One that starts at it is served: that is where every etcd client resumes after
-such a cancel.
+such a cancel. Replayed history is packed into few responses (up to 1,000 revisions
+each, as etcd's catch-up does) rather than one response per revision.
 
 A watcher whose stream has no room (its client reads slower than the store changes) leaves
 the live feed instead of queueing without bound: it keeps the first revision it has not
@@ -18,7 +19,7 @@ is cancelled with ``compact_revision``, as a watch started there would be.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from kvstore.api.gen.mvccpb import kv_pb2
@@ -26,6 +27,12 @@ from kvstore.server.keyrange import in_range
 
 FILTER_NOPUT = 0
 FILTER_NODELETE = 1
+CATCH_UP_MAX_REVISIONS = 1000
+"""Revisions one catch-up response carries at most, as in etcd (its watchBatchMaxRevs)."""
+CATCH_UP_MAX_BYTES = 1024 * 1024
+"""Event bytes past which a catch-up response is closed even below the revision limit
+(always after a whole revision), so a backlog of large values never makes a message
+bigger than clients accept by default (4 MiB in gRPC)."""
 
 Deliver = Callable[["Watcher", list[kv_pb2.Event], int], None]
 """Called with a watcher, its events and their revision; a negative revision with no events
@@ -67,6 +74,44 @@ class Watcher:
             else:
                 chosen.append(ev)
         return chosen
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Catch-up events of consecutive revisions bound for one response."""
+
+    events: list[kv_pb2.Event] = field(default_factory=list)
+    revisions: int = 0
+    size: int = 0
+    first_rev: int = 0
+    last_rev: int = 0
+
+    def add(self, revision: int, events: list[kv_pb2.Event]) -> None:
+        if not self.revisions:
+            self.first_rev = revision
+        self.events.extend(events)
+        self.revisions += 1
+        self.size += sum(ev.ByteSize() for ev in events)
+        self.last_rev = revision
+
+    def full(self) -> bool:
+        return self.revisions >= CATCH_UP_MAX_REVISIONS or self.size >= CATCH_UP_MAX_BYTES
+
+    def clear(self) -> None:
+        self.events = []
+        self.revisions = self.size = 0
+
+
+def _by_revision(events: Iterable[kv_pb2.Event]) -> Iterator[tuple[int, list[kv_pb2.Event]]]:
+    """History events (oldest first) grouped by the revision that made them."""
+    group: list[kv_pb2.Event] = []
+    for ev in events:
+        if group and ev.kv.mod_revision != group[0].kv.mod_revision:
+            yield group[0].kv.mod_revision, group
+            group = []
+        group.append(ev)
+    if group:
+        yield group[0].kv.mod_revision, group
 
 
 class CompactedWatch(Exception):
@@ -143,19 +188,20 @@ class WatchHub:
 
     def _replay(self, watcher: Watcher, current: int) -> bool:
         """Send ``watcher`` the history from its next revision up to ``current`` while its
-        stream has room; True once it is level with ``current``."""
+        stream has room, packed as etcd packs it (up to :data:`CATCH_UP_MAX_REVISIONS`
+        revisions a response); True once it is level with ``current``."""
         if watcher.next_rev <= current:
-            batch: list[kv_pb2.Event] = []
-            batch_rev = 0
-            for ev in self._history(watcher.next_rev, watcher.key, watcher.range_end):
-                rev = ev.kv.mod_revision
-                if batch and rev != batch_rev:
-                    if not self._send_history(watcher, batch, batch_rev):
-                        return False
-                    batch = []
-                batch.append(ev)
-                batch_rev = rev
-            if batch and not self._send_history(watcher, batch, batch_rev):
+            batch = _Batch()
+            for revision, events in _by_revision(
+                self._history(watcher.next_rev, watcher.key, watcher.range_end)
+            ):
+                chosen = watcher.select(events)
+                if not chosen:
+                    continue
+                if batch.full() and not self._flush(watcher, batch):
+                    return False
+                batch.add(revision, chosen)
+            if batch.revisions and not self._flush(watcher, batch):
                 return False
         # A start beyond ``current`` (a client resuming on a member that lags) stays where
         # it is: the events below it were delivered already, by another member.
@@ -163,15 +209,16 @@ class WatchHub:
         return True
 
     @staticmethod
-    def _send_history(watcher: Watcher, events: list[kv_pb2.Event], revision: int) -> bool:
-        chosen = watcher.select(events)
-        if chosen:
-            if not watcher.has_room():
-                watcher.next_rev = revision
-                return False
-            watcher.last_sent_rev = revision
-            watcher.deliver(watcher, chosen, revision)
-        watcher.next_rev = revision + 1
+    def _flush(watcher: Watcher, batch: _Batch) -> bool:
+        """Deliver ``batch`` in one response, or leave the watcher at its first revision
+        when the stream has no room."""
+        if not watcher.has_room():
+            watcher.next_rev = batch.first_rev
+            return False
+        watcher.last_sent_rev = batch.last_rev
+        watcher.next_rev = batch.last_rev + 1
+        watcher.deliver(watcher, batch.events, batch.last_rev)
+        batch.clear()
         return True
 
     def resync(self, current: int, compacted: int) -> None:

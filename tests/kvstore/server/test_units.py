@@ -23,7 +23,14 @@ from kvstore.server.lessor import LeaseClock
 from kvstore.server.node import ReadContexts
 from kvstore.server.snapshots import SnapshotWriter
 from kvstore.server.statemachine import StateMachine, etcd_error
-from kvstore.server.watch import FILTER_NOPUT, CompactedWatch, Watcher, WatchHub
+from kvstore.server.watch import (
+    CATCH_UP_MAX_BYTES,
+    CATCH_UP_MAX_REVISIONS,
+    FILTER_NOPUT,
+    CompactedWatch,
+    Watcher,
+    WatchHub,
+)
 from kvstore.storage.disk_storage import DiskStorage
 from kvstore.storage.errors import CompactedError, InvalidRequestError, LeaseNotFoundError
 
@@ -61,7 +68,8 @@ def test_watch_hub_replays_then_streams_without_gaps_or_duplicates() -> None:
     hub.add(w, start_revision=2, current=4, compacted=0)
     hub.publish(4, [_event(0, b"k2", 4)])  # already replayed revision: not sent again
     hub.publish(5, [_event(0, b"k2", 5)])
-    assert got == [(2, [b"k1"], False), (4, [b"k1"], False), (5, [b"k2"], False)]
+    # The replayed history comes in one response (revisions 2 and 4), then the live feed.
+    assert got == [(4, [b"k1", b"k1"], False), (5, [b"k2"], False)]
     noput = Watcher(2, b"k1", b"", prev_kv=True, filters=frozenset({FILTER_NOPUT}),
                     progress_notify=False, deliver=deliver)  # fmt: skip
     hub.add(noput, 0, current=5, compacted=0)
@@ -188,11 +196,13 @@ def test_a_watcher_without_room_catches_up_from_history_missing_nothing() -> Non
     order, from history as room allows, and rejoins the live feed level with the store."""
     history: list[kv_pb2.Event] = []
     got: list[int] = []
+    responses: list[list[int]] = []
     room = [True]
 
     def deliver(w: Watcher, evs: list[kv_pb2.Event], rev: int) -> None:
-        got.append(rev)
-        if len(got) % 3 == 0:
+        responses.append([ev.kv.mod_revision for ev in evs])
+        got.extend(responses[-1])
+        if len(responses) % 3 == 0:
             room[0] = False  # the stream fills up every third response
 
     def publish(rev: int, key: bytes = b"k") -> None:
@@ -211,9 +221,37 @@ def test_a_watcher_without_room_catches_up_from_history_missing_nothing() -> Non
         room[0] = True
         hub.catch_up([w], current=11, compacted=0)
     assert got == [2, 3, 4, 6, 7, 8, 9, 10, 11]  # revision 5 is another key
+    assert responses[3:] == [[6, 7, 8, 9, 10, 11]]  # the backlog in one response
     room[0] = True
     publish(12)
     assert got[-1] == 12 and hub.lagging == 0  # back on the live feed
+
+
+def test_catch_up_packs_at_most_1000_revisions_or_a_megabyte_a_response() -> None:
+    """etcd packs a watch's backlog into responses of up to 1,000 revisions; a response
+    closes earlier once its events pass a megabyte, and never splits a revision."""
+    history = [_event(0, b"k", rev) for rev in range(1, 2501)]
+    history.insert(10, _event(0, b"k2", 10))  # a revision of two events
+    responses: list[list[int]] = []
+
+    def deliver(w: Watcher, evs: list[kv_pb2.Event], rev: int) -> None:
+        assert rev == evs[-1].kv.mod_revision
+        responses.append([ev.kv.mod_revision for ev in evs])
+
+    hub = WatchHub(lambda start, key, end: [e for e in history if e.kv.mod_revision >= start])
+    hub.add(Watcher(1, b"k", b"l", False, frozenset(), False, deliver), 1, 2500, compacted=0)
+    assert [len(set(r)) for r in responses] == [CATCH_UP_MAX_REVISIONS, 1000, 500]
+    assert [rev for r in responses for rev in r] == [e.kv.mod_revision for e in history]
+
+    big = []
+    for rev in range(1, 6):
+        ev = _event(0, b"big", rev)
+        ev.kv.value = b"x" * (CATCH_UP_MAX_BYTES // 2)
+        big.append(ev)
+    responses.clear()
+    hub = WatchHub(lambda start, key, end: [e for e in big if e.kv.mod_revision >= start])
+    hub.add(Watcher(2, b"big", b"", False, frozenset(), False, deliver), 1, 5, compacted=0)
+    assert responses == [[1, 2], [3, 4], [5]]
 
 
 def test_a_lagging_watcher_whose_history_was_compacted_is_cancelled() -> None:

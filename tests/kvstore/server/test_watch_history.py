@@ -1,6 +1,7 @@
 """Watches that start in the past, as etcd's clients use them: a watch at exactly the
 compaction revision is served (etcd cancels only below it, and every client resumes from
-``compact_revision`` after ErrCompacted)."""
+``compact_revision`` after ErrCompacted), and the backlog comes packed, up to 1,000
+revisions a response, as etcd sends it."""
 
 from __future__ import annotations
 
@@ -101,3 +102,14 @@ def test_a_watch_below_the_compaction_revision_is_cancelled(member: LocalCluster
         resp = next(watch)
         assert resp.canceled and resp.compact_revision == revs[3]
         assert not resp.events
+
+
+def test_a_backlog_comes_packed_up_to_1000_revisions_a_response(member: LocalCluster) -> None:
+    prefix = b"backlog/"
+    revs = _puts(member, prefix, 1200)
+    with _watch(member, prefix, revs[0]) as watch:
+        got, responses = _read_events(watch, 1200)
+        assert got == revs
+        assert [len(r.events) for r in responses] == [1000, 200]
+        assert responses[-1].header.revision >= revs[-1]
+        _assert_level(member, watch, prefix)
