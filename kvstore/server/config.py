@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,9 @@ DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024
 DEFAULT_MAX_TXN_OPS = 128
 DEFAULT_HEARTBEAT_INTERVAL_MS = 100
 DEFAULT_ELECTION_TIMEOUT_MS = 1000
+DEFAULT_GRPC_KEEPALIVE_MIN_TIME = "5s"
+DEFAULT_GRPC_KEEPALIVE_INTERVAL = "2h"
+DEFAULT_GRPC_KEEPALIVE_TIMEOUT = "20s"
 ENV_PREFIX = "KVSTORE_"
 
 
@@ -72,6 +76,12 @@ class ServerConfig:
     client_tls: TLSConfig = field(default_factory=TLSConfig)
     peer_tls: TLSConfig = field(default_factory=TLSConfig)
     log_level: str = "info"
+    grpc_keepalive_min_time_s: float = 5.0
+    """Shortest interval at which a client may ping; faster pings earn a GOAWAY."""
+    grpc_keepalive_interval_s: float = 2 * 3600.0
+    """How often the server pings an idle connection to check it is alive."""
+    grpc_keepalive_timeout_s: float = 20.0
+    """How long the server waits for the answer to its ping before closing."""
 
     def initial_members(self) -> dict[str, tuple[str, ...]]:
         """The initial cluster as name -> peer URLs, in first-seen order."""
@@ -113,6 +123,21 @@ def _flag_spec() -> list[tuple[str, str, str]]:
         ("--peer-trusted-ca-file", "", "CA for peer certificates"),
         ("--peer-client-cert-auth", "false", "require peer client certificates"),
         ("--log-level", "info", "debug, info, warning or error"),
+        (
+            "--grpc-keepalive-min-time",
+            DEFAULT_GRPC_KEEPALIVE_MIN_TIME,
+            "shortest interval clients may send keepalive pings at, with or without streams",
+        ),
+        (
+            "--grpc-keepalive-interval",
+            DEFAULT_GRPC_KEEPALIVE_INTERVAL,
+            "how often the server pings an idle client connection",
+        ),
+        (
+            "--grpc-keepalive-timeout",
+            DEFAULT_GRPC_KEEPALIVE_TIMEOUT,
+            "how long the server waits for a ping's answer before closing the connection",
+        ),
     ]
 
 
@@ -158,6 +183,28 @@ def _bool(flag: str, raw: str) -> bool:
     if lowered in {"false", "0", "no", ""}:
         return False
     raise ConfigError(f"{flag}: expected true or false, got {raw!r}")
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def _duration(flag: str, raw: str) -> float:
+    """A duration in Go's syntax, as etcd's flags take it (``5s``, ``1m30s``, ``2h``),
+    in seconds; it must be positive."""
+    text = raw.strip()
+    pos, total = 0, 0.0
+    while pos < len(text):
+        match = _DURATION_PART.match(text, pos)
+        if match is None:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ConfigError(f"{flag}: expected a duration such as 5s, 100ms or 2h, got {raw!r}")
+    if total <= 0:
+        raise ConfigError(f"{flag}: must be positive, got {raw!r}")
+    return total
 
 
 def parse_url(flag: str, raw: str) -> tuple[str, str, int]:
@@ -271,6 +318,15 @@ def build_config(
         client_tls=_tls("", values),
         peer_tls=_tls("peer-", values),
         log_level=level,
+        grpc_keepalive_min_time_s=_duration(
+            "--grpc-keepalive-min-time", values["--grpc-keepalive-min-time"]
+        ),
+        grpc_keepalive_interval_s=_duration(
+            "--grpc-keepalive-interval", values["--grpc-keepalive-interval"]
+        ),
+        grpc_keepalive_timeout_s=_duration(
+            "--grpc-keepalive-timeout", values["--grpc-keepalive-timeout"]
+        ),
     )
     _check_schemes("--listen-client-urls", config.listen_client_urls, config.client_tls)
     _check_schemes("--listen-peer-urls", config.listen_peer_urls, config.peer_tls)

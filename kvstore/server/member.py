@@ -57,6 +57,20 @@ SHUTDOWN_BUDGET_S = 10.0
 TRANSFER_BUDGET_S = 3.0
 
 
+def keepalive_options(cfg: ServerConfig) -> list[tuple[str, int]]:
+    """The client server's HTTP/2 keepalive policy, as etcd's: clients may ping every
+    --grpc-keepalive-min-time even with no stream open. gRPC's own server default allows
+    one ping per five minutes without data and answers more with GOAWAY
+    ``too_many_pings``, which kube-apiserver's etcd client (30 s keepalive) gets."""
+    min_time_ms = round(cfg.grpc_keepalive_min_time_s * 1000)
+    return [
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", min_time_ms),
+        ("grpc.keepalive_time_ms", round(cfg.grpc_keepalive_interval_s * 1000)),
+        ("grpc.keepalive_timeout_ms", round(cfg.grpc_keepalive_timeout_s * 1000)),
+    ]
+
+
 class StartupError(Exception):
     """The member cannot start (unreachable cluster, not added, bad data dir)."""
 
@@ -282,6 +296,7 @@ class Member:
         options = [
             ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD_BYTES),
             ("grpc.max_send_message_length", 2**31 - 1),
+            *keepalive_options(cfg),
         ]
         server = grpc.aio.server(options=options, interceptors=[RejectMalformed()])
         observer = Observer(self.metrics)

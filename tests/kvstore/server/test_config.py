@@ -45,6 +45,14 @@ def test_environment_and_flag_precedence() -> None:
     assert cfg.snapshot_count == 7
 
 
+def test_keepalive_durations_take_gos_syntax() -> None:
+    cfg = _config([], {})
+    assert (cfg.grpc_keepalive_min_time_s, cfg.grpc_keepalive_interval_s) == (5.0, 7200.0)
+    assert cfg.grpc_keepalive_timeout_s == 20.0
+    cfg = _config(["--grpc-keepalive-min-time", "1m30.5s", "--grpc-keepalive-timeout", "250ms"])
+    assert (cfg.grpc_keepalive_min_time_s, cfg.grpc_keepalive_timeout_s) == (90.5, 0.25)
+
+
 @pytest.mark.parametrize(
     ("argv", "env", "flag"),
     [
@@ -59,6 +67,9 @@ def test_environment_and_flag_precedence() -> None:
         (["--client-cert-auth", "true"], {}, "--client-cert-auth"),
         (["--election-timeout", "100"], {}, "--election-timeout"),
         (["--log-level", "loud"], {}, "--log-level"),
+        (["--grpc-keepalive-min-time", "5"], {}, "--grpc-keepalive-min-time"),
+        (["--grpc-keepalive-interval", "0s"], {}, "--grpc-keepalive-interval"),
+        ([], {"KVSTORE_GRPC_KEEPALIVE_TIMEOUT": "20 s"}, "--grpc-keepalive-timeout"),
     ],
 )
 def test_invalid_settings_name_the_flag(argv: list[str], env: dict[str, str], flag: str) -> None:
