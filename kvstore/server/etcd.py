@@ -28,6 +28,7 @@ from kvstore.server.membership import REQUEST_TIMEOUT_S, Membership, check_peer_
 from kvstore.server.node import Node
 from kvstore.server.statemachine import StateMachine, etcd_error, member_pb, unwrap
 from kvstore.server.transport import Transport
+from kvstore.server.version import ETCD_VERSION
 from kvstore.storage.errors import MvccError
 
 log = logging.getLogger(__name__)
@@ -512,7 +513,7 @@ class EtcdServer:
         ]
         return rpc_pb2.StatusResponse(
             header=self.header(),
-            version="3.5.0",
+            version=ETCD_VERSION,
             dbSize=self.sm.kv.db_size,
             dbSizeInUse=self.sm.kv.db_size,
             dbSizeQuota=self.config.quota_backend_bytes,

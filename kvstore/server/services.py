@@ -16,6 +16,7 @@ from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.server import errors, snapshot_file, tracing
 from kvstore.server.etcd import EtcdServer
 from kvstore.server.metrics import Metrics
+from kvstore.server.version import ETCD_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +298,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
             chunk = data[sent : sent + SNAPSHOT_CHUNK_BYTES]
             sent += len(chunk)
             yield rpc_pb2.SnapshotResponse(
-                header=header, remaining_bytes=len(data) - sent, blob=chunk, version="3.5.0"
+                header=header, remaining_bytes=len(data) - sent, blob=chunk, version=ETCD_VERSION
             )
             if sent >= len(data):
                 break

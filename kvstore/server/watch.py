@@ -143,6 +143,10 @@ class WatchHub:
         """Watchers that fell behind and catch up from history."""
         return len(self._lagging)
 
+    def is_lagging(self, watcher: Watcher) -> bool:
+        """Whether ``watcher`` left the live feed and still catches up from history."""
+        return watcher in self._lagging
+
     def publish(self, revision: int, events: list[kv_pb2.Event]) -> None:
         """Hand the events of ``revision`` to matching watchers."""
         if not events:

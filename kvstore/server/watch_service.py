@@ -53,6 +53,7 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
                 yield item
                 if stream.out.qsize() < CATCH_UP_BELOW:
                     stream.catch_up()
+                    stream.send_deferred_progress()
         finally:
             for task in (reader, ticker):
                 task.cancel()
@@ -71,6 +72,7 @@ class _WatchStream:
         self.out: asyncio.Queue[rpc_pb2.WatchResponse | None] = asyncio.Queue()
         self._watchers: dict[int, Watcher] = {}
         self._next_id = 0
+        self._progress_deferred = False
 
     def _deliver(self, watcher: Watcher, events: list[kv_pb2.Event], revision: int) -> None:
         if revision < 0:
@@ -170,7 +172,24 @@ class _WatchStream:
             elif kind == "cancel_request":
                 self.cancel(req.cancel_request.watch_id)
             elif kind == "progress_request":
-                self.out.put_nowait(rpc_pb2.WatchResponse(header=self._s.header(), watch_id=-1))
+                self.request_progress()
+
+    def request_progress(self) -> None:
+        """Answer a RequestWatchProgress: a response with ``watch_id`` -1 whose header
+        revision every watcher of the stream has been sent all events up to. While one of
+        them still catches up from history, the answer waits until it is level (etcd 3.5.13
+        and later; kube-apiserver's consistent reads from its cache rely on it)."""
+        hub = self._s.sm.hub
+        if any(hub.is_lagging(w) for w in self._watchers.values()):
+            self._progress_deferred = True
+            return
+        self._progress_deferred = False
+        self.out.put_nowait(rpc_pb2.WatchResponse(header=self._s.header(), watch_id=-1))
+
+    def send_deferred_progress(self) -> None:
+        """Send a progress answer that waited, once no watcher lags any more."""
+        if self._progress_deferred:
+            self.request_progress()
 
     async def progress_loop(self) -> None:
         """Tell idle watchers that asked for it how far the store has progressed."""

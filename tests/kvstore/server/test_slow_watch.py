@@ -1,6 +1,7 @@
 """A watch client that stops reading while the store changes fast: the member holds a
 bounded queue for it (its watcher catches up from history instead), and once the client
-reads again it gets every event once, in order."""
+reads again it gets every event once, in order, and a progress notification only after
+them."""
 
 from __future__ import annotations
 
@@ -53,12 +54,18 @@ def test_a_client_that_stops_reading_gets_every_event_once_it_reads(tmp_path: Pa
             while _metric(cluster, "etcd_debugging_mvcc_slow_watcher_total") < 1:
                 assert time.monotonic() < deadline, "the watcher never fell behind"
                 time.sleep(0.2)
+            # A progress request now is answered only once the watcher is level again: its
+            # revision promises that every event up to it was sent (etcd 3.5.13).
+            requests.put(rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest()))
             revisions: list[int] = []
-            while len(revisions) < PUTS:
+            while True:
                 resp = next(stream)
                 assert not resp.canceled, resp.cancel_reason
+                if resp.watch_id == -1 and not resp.events:
+                    break
                 revisions.extend(ev.kv.mod_revision for ev in resp.events)
             assert revisions == list(range(first, first + PUTS))
+            assert resp.header.revision >= first + PUTS - 1
             requests.put(None)
         deadline = time.monotonic() + 10
         while _metric(cluster, "etcd_debugging_mvcc_slow_watcher_total") != 0:
