@@ -74,6 +74,7 @@ NOT_ENOUGH_STARTED = EtcdError(
     _C.FAILED_PRECONDITION,
     "etcdserver: re-configuration failed due to not enough started members",
 )
+TOO_MANY_REQUESTS = EtcdError(_C.RESOURCE_EXHAUSTED, "etcdserver: too many requests")
 NO_LEADER = EtcdError(_C.UNAVAILABLE, "etcdserver: no leader")
 NOT_LEADER = EtcdError(_C.FAILED_PRECONDITION, "etcdserver: not leader")
 LEADER_CHANGED = EtcdError(_C.UNAVAILABLE, "etcdserver: leader changed")

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound=PbMessage)
 
 FORWARD_ATTEMPTS = 3
+MAX_APPLY_GAP = 5000
+"""Committed entries this member may have left to apply before it refuses new proposals
+with "too many requests", as etcd does (its maxGapBetweenApplyAndCommitIndex)."""
 
 
 def never_sent(exc: grpc.aio.AioRpcError) -> bool:
@@ -183,6 +186,9 @@ class EtcdServer:
         an election has given the cluster a leader.
         """
         self._check_accepting()
+        st = self.node.status()
+        if st.commit > st.applied + MAX_APPLY_GAP:
+            raise errors.TOO_MANY_REQUESTS
         for attempt in range(FORWARD_ATTEMPTS):
             await self._leader()
             try:

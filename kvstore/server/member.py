@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 GRPC_OVERHEAD_BYTES = 512 * 1024
 """Room on top of --max-request-bytes for gRPC framing, as etcd allows."""
+MAX_PENDING_CALLS = 100_000
 SHUTDOWN_BUDGET_S = 10.0
 TRANSFER_BUDGET_S = 3.0
 
@@ -297,6 +298,11 @@ class Member:
             ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD_BYTES),
             ("grpc.max_send_message_length", 2**31 - 1),
             *keepalive_options(cfg),
+            # Calls waiting for a handler queue here; gRPC's defaults (1,000 soft, 3,000
+            # hard) cancel the excess of a burst with a bare CANCELLED. The handlers'
+            # in-flight limit refuses overload with a clear error instead.
+            ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+            ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
         ]
         server = grpc.aio.server(options=options, interceptors=[RejectMalformed()])
         observer = Observer(self.metrics)

@@ -37,11 +37,20 @@ def code_name(code: grpc.StatusCode) -> str:
     return "".join(part.capitalize() for part in code.name.split("_"))
 
 
-class Observer:
-    """Wraps handlers with metrics, a server span and error translation."""
+MAX_IN_FLIGHT = 10_000
+"""Unary calls a member handles at once; past it a call is refused at once with etcd's
+"too many requests" (RESOURCE_EXHAUSTED), so overload gets a clear answer and a bounded
+memory cost instead of gRPC's bare CANCELLED for calls it had no handler for."""
 
-    def __init__(self, metrics: Metrics) -> None:
+
+class Observer:
+    """Wraps handlers with metrics, a server span, error translation and the in-flight
+    limit."""
+
+    def __init__(self, metrics: Metrics, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._metrics = metrics
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
         # Labelled children looked up once per method (and code), not on every call.
         self._started: dict[tuple[str, str, str], Any] = {}
         self._handling: dict[tuple[str, str, str], Any] = {}
@@ -83,9 +92,12 @@ class Observer:
         self.started(grpc_type, service, method)
         started = time.perf_counter()
         code = grpc.StatusCode.OK
+        self._in_flight += 1
         try:
             with tracing.server_span(f"{service}/{method}", context.invocation_metadata):
                 try:
+                    if self._in_flight > self._max_in_flight:
+                        raise errors.TOO_MANY_REQUESTS
                     return await call()
                 except errors.EtcdError as exc:
                     code = exc.code
@@ -97,6 +109,7 @@ class Observer:
             code = grpc.StatusCode.CANCELLED
             raise
         finally:
+            self._in_flight -= 1
             self.handled(grpc_type, service, method, code)
             self._observe_handling(grpc_type, service, method, time.perf_counter() - started)
 

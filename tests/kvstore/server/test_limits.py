@@ -3,11 +3,14 @@ of them changes state or hurts a member (the members' hashes agree afterwards)."
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import queue
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -18,6 +21,9 @@ from kvstore.api.gen.mvccpb import kv_pb2
 from kvstore.client import ClientError, SyncClient
 from kvstore.raft.codec import encode_message
 from kvstore.raft.types import Message, MessageType
+from kvstore.server import errors
+from kvstore.server.metrics import new_metrics
+from kvstore.server.services import Observer
 from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster
 from tests.kvstore.server.conftest import running
 
@@ -327,3 +333,58 @@ def test_a_follower_refuses_forwarded_work_with_a_leader_hint(cluster: LocalClus
     assert error.details() == "etcdserver: not leader"
     trailers = dict(error.trailing_metadata() or ())
     assert trailers["kvstore-leader"] == f"{cluster.member_id(leader):x}"
+
+
+def test_a_burst_of_2000_concurrent_puts_on_one_connection_is_served(
+    cluster: LocalCluster,
+) -> None:
+    """gRPC's server cancels calls past 1,000 waiting for a handler with a bare CANCELLED;
+    the member queues them, as etcd does, and every put succeeds."""
+
+    async def burst() -> collections.Counter[str]:
+        codes: collections.Counter[str] = collections.Counter()
+        async with grpc.aio.insecure_channel(cluster.members[0].endpoint) as channel:
+            kv = rpc_pb2_grpc.KVStub(channel)
+
+            async def put(i: int) -> None:
+                try:
+                    await kv.Put(rpc_pb2.PutRequest(key=b"burst/%d" % i, value=b"v"), timeout=60)
+                    codes["OK"] += 1
+                except grpc.aio.AioRpcError as exc:
+                    codes[f"{exc.code().name}: {exc.details()}"] += 1
+
+            await asyncio.gather(*(put(i) for i in range(2000)))
+        return codes
+
+    assert asyncio.run(burst()) == {"OK": 2000}
+
+
+def test_calls_past_the_in_flight_limit_get_too_many_requests() -> None:
+    observer = Observer(new_metrics(), max_in_flight=2)
+    release = asyncio.Event()
+
+    class Context:
+        invocation_metadata = staticmethod(lambda: ())
+
+        async def abort(self, code: grpc.StatusCode, message: str) -> None:
+            raise errors.EtcdError(code, message)
+
+    async def held() -> str:
+        await release.wait()
+        return "done"
+
+    async def run() -> list[str | BaseException]:
+        ctx: Any = Context()
+        calls = [asyncio.ensure_future(observer.unary("s", "m", ctx, held)) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        release.set()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        # The slots are free again: the next call runs.
+        results.append(await observer.unary("s", "m", ctx, held))
+        return results
+
+    first, second, refused, after = asyncio.run(run())
+    assert (first, second, after) == ("done", "done", "done")
+    assert refused == errors.TOO_MANY_REQUESTS
+    assert isinstance(refused, errors.EtcdError)
+    assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED
