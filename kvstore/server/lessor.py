@@ -49,11 +49,12 @@ class LeaseClock:
         self._deadlines[lease_id] = self._clock() + ttl
 
     def remaining(self, lease_id: int, ttl: int) -> int:
-        """Seconds left (leader), or the full TTL where no deadline is kept."""
+        """Whole seconds left, rounded down as etcd reports them (a lease granted for 10 s
+        shows 9 a moment later), on the leader; the full TTL where no deadline is kept."""
         deadline = self._deadlines.get(lease_id)
         if not self._primary or deadline is None:
             return ttl
-        return max(0, math.ceil(deadline - self._clock()))
+        return max(0, math.floor(deadline - self._clock()))
 
     def promote(self, leases: Iterable[tuple[int, int]], extend: float) -> None:
         """This member became leader: every lease (id, ttl) gets ttl + ``extend`` from now."""

@@ -51,6 +51,18 @@ def test_followers_forward_writes(cluster: LocalCluster) -> None:
         _wait_value(m, b"fwd/1", b"v")
 
 
+def test_time_to_live_right_after_grant_is_a_second_less_on_every_member(
+    cluster: LocalCluster,
+) -> None:
+    """etcd rounds the remaining time down: a 30 s lease shows 29 at once, asked anywhere."""
+    with cluster.client() as c:
+        lease = c.lease_grant(30)
+    for m in cluster.members:
+        with SyncClient([m.endpoint], timeout=10, rounds=1) as c:
+            ttl = c.lease_time_to_live(lease.ID)
+            assert (ttl.TTL, ttl.grantedTTL) == (29, 30)
+
+
 def test_lease_expiry_deletes_the_keys_on_every_member(cluster: LocalCluster) -> None:
     with cluster.client() as c:
         lease = c.lease_grant(2)

@@ -113,9 +113,11 @@ def test_lease_clock_only_the_leader_expires_and_a_new_leader_extends() -> None:
     clock.promote([(7, 10)], extend=1.0)
     now[0] += 10.5
     assert clock.expired() == []  # TTL plus the election allowance
-    assert clock.remaining(7, 10) == 1
+    assert clock.remaining(7, 10) == 0  # 0.5 s left: whole seconds, rounded down as etcd
     clock.renew(7, 10)
-    now[0] += 9
+    now[0] += 0.001
+    assert clock.remaining(7, 10) == 9  # just renewed: etcd reports a second less already
+    now[0] += 8.999
     assert clock.expired() == []
     now[0] += 2
     assert clock.expired() == [7]
