@@ -2,8 +2,11 @@
 
 It starts ``--nodes`` members as child processes of ``kvstore serve`` on etcd's local-cluster
 ports (clients 2379, 22379, 32379, ...; peers 2380, 22380, 32380, ...; metrics 2381, 22381,
-32381, ...), prints where everything is, and on Ctrl-C (or SIGTERM) stops every member
-gracefully; members also get SIGTERM if the dev-cluster process itself is killed. Each
+32381, ...), prints where everything is (with each member's pid, to try failures with
+``kill``), and on Ctrl-C (or SIGTERM) stops every member gracefully; members also get
+SIGTERM if the dev-cluster process itself is killed. A member that exits is reported
+with the command that restarts it, and the others keep serving, as an etcd cluster does
+when one member dies; dev-cluster stops by itself only when no member is left. Each
 member logs to ``<data dir>/<name>.log``.
 """
 
@@ -13,12 +16,14 @@ import argparse
 import ctypes
 import ctypes.util
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 MAX_NODES = 7
 _PR_SET_PDEATHSIG = 1
@@ -60,6 +65,43 @@ def _ports(raw: str, nodes: int, offset: int, flag: str) -> list[int]:
     return ports
 
 
+def _spawn(cmd: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 (single-threaded here)
+    )
+
+
+def _supervise(
+    names: list[str],
+    procs: list[subprocess.Popen[bytes]],
+    commands: list[list[str]],
+    stop: dict[str, bool],
+) -> int:
+    """Wait for Ctrl-C, reporting each member that exits (with the command that restarts
+    it) while the others keep serving; 1 if any member exited on its own."""
+    code = 0
+    reported: set[str] = set()
+    while not stop["now"]:
+        time.sleep(0.2)
+        for name, proc, cmd in zip(names, procs, commands, strict=True):
+            if proc.poll() is not None and name not in reported:
+                reported.add(name)
+                code = 1
+                print(
+                    f"{name} exited with status {proc.returncode}; the other members keep"
+                    f" serving. Restart it with:\n  {shlex.join(cmd)}",
+                    flush=True,
+                )
+        if len(reported) == len(procs):
+            print("no member is left", flush=True)
+            break
+    return code
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the members, wait for Ctrl-C, stop them."""
     nodes = int(args.nodes)
@@ -75,10 +117,8 @@ def run(args: argparse.Namespace) -> int:
     names = [f"infra{i + 1}" for i in range(nodes)]
     cluster = ",".join(f"{n}=http://{host}:{p}" for n, p in zip(names, peers, strict=True))
     print(f"kvstore dev-cluster: {nodes} members, data in {data}", flush=True)
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = []
-    for i, name in enumerate(names):
-        cmd = [
+    commands = [
+        [
             sys.executable, "-m", "kvstore.cli", "serve",
             "--name", name,
             "--data-dir", str(data / name),
@@ -89,21 +129,18 @@ def run(args: argparse.Namespace) -> int:
             "--listen-metrics-urls", f"http://{host}:{metrics[i]}",
             "--initial-cluster", cluster,
             "--initial-cluster-token", "kvstore-dev-cluster",
-        ]  # fmt: skip
+        ]
+        for i, name in enumerate(names)
+    ]  # fmt: skip
+    procs, logs = [], []
+    for i, (name, cmd) in enumerate(zip(names, commands, strict=True)):
         log = (data / f"{name}.log").open("ab")
         logs.append(log)
-        procs.append(
-            subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 (single-threaded here)
-            )
-        )
+        procs.append(_spawn(cmd, log))
         print(
             f"  {name}: client http://{host}:{clients[i]}  peer http://{host}:{peers[i]}  "
-            f"metrics http://{host}:{metrics[i]}/metrics  log {data / name}.log",
+            f"metrics http://{host}:{metrics[i]}/metrics  log {data / name}.log  "
+            f"pid {procs[-1].pid}",
             flush=True,
         )
     endpoints = ",".join(f"{host}:{p}" for p in clients)
@@ -117,14 +154,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    code = 0
-    while not stop["now"]:
-        time.sleep(0.2)
-        for name, proc in zip(names, procs, strict=True):
-            if proc.poll() is not None:
-                print(f"{name} exited with status {proc.returncode}; stopping", flush=True)
-                stop["now"] = True
-                code = 1
+    code = _supervise(names, procs, commands, stop)
     print("stopping members ...", flush=True)
     for proc in procs:
         if proc.poll() is None:

@@ -4,6 +4,8 @@ data dir, and ``kvstore dev-cluster`` from start to Ctrl-C."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -102,7 +104,9 @@ def test_whole_cluster_restarts_from_its_data_dirs(cluster: LocalCluster) -> Non
     cluster.wait_healthy()
 
 
-def test_dev_cluster_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_dev_cluster_survives_its_leader_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """The first thing a new user tries: kill the leader. The others keep serving, the dead
+    member is reported with the command that restarts it, and that command works."""
     ports = {kind: [free_port("127.0.0.1") for _ in range(3)] for kind in ("c", "p", "m")}
     proc = subprocess.Popen(
         [KVSTORE, "dev-cluster", "--nodes", "3", "--data-dir", str(tmp_path / "dev"),
@@ -111,6 +115,7 @@ def test_dev_cluster_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
          "--metrics-ports", ",".join(map(str, ports["m"]))],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    restarted: subprocess.Popen[bytes] | None = None
     try:
         assert proc.stdout is not None
         banner = []
@@ -121,19 +126,43 @@ def test_dev_cluster_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         text = "".join(banner)
         assert str(tmp_path / "dev") in text
         assert f"http://127.0.0.1:{ports['m'][0]}/metrics" in text
-        eps = ",".join(f"127.0.0.1:{p}" for p in ports["c"])
+        pids = [int(line.rsplit("pid ", 1)[1]) for line in banner if " pid " in line]
+        eps = [f"127.0.0.1:{p}" for p in ports["c"]]
         deadline = time.monotonic() + 30
-        while _kvstore("put", "dev", "ok", "--endpoints", eps, check=False).returncode != 0:
+        while _kvstore("put", "dev", "ok", "--endpoints", ",".join(eps), check=False).returncode:
             assert time.monotonic() < deadline, "dev cluster never accepted a write"
             time.sleep(0.3)
-        assert _kvstore("get", "dev", "--endpoints", eps).stdout.split() == ["dev", "ok"]
+        with SyncClient(eps, timeout=10) as c:
+            status = [c.status(ep) for ep in eps]
+        leader = next(i for i, st in enumerate(status) if st.leader == st.header.member_id)
+        os.kill(pids[leader], signal.SIGKILL)
+        exited = proc.stdout.readline()
+        assert exited.startswith(f"infra{leader + 1} exited with status -9"), exited
+        restart = shlex.split(proc.stdout.readline())
+        assert "serve" in restart
+        rest_eps = ",".join(ep for i, ep in enumerate(eps) if i != leader)
+        deadline = time.monotonic() + 30
+        while _kvstore("put", "dev", "again", "--endpoints", rest_eps, check=False).returncode:
+            assert time.monotonic() < deadline, "the two left never elected a leader"
+            time.sleep(0.3)
+        restarted = subprocess.Popen(restart, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            got = _kvstore("get", "dev", "--endpoints", eps[leader], check=False)
+            if got.stdout.split() == ["dev", "again"]:
+                break
+            assert time.monotonic() < deadline, "the restarted member never caught up"
+            time.sleep(0.3)
+        restarted.terminate()
+        assert restarted.wait(timeout=SHUTDOWN_BUDGET_S + 5) == 0
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0
+        for p in (restarted, proc):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    assert proc.returncode == 1  # a member exited on its own: not a clean run
     assert "stopped" in rest
     for name in ("infra1", "infra2", "infra3"):
         assert (tmp_path / "dev" / name / "wal").is_dir()
