@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kvstore.server.tokens import TokenError, make_provider
+
 DEFAULT_NAME = "default"
 DEFAULT_CLIENT_URL = "http://localhost:2379"
 DEFAULT_PEER_URL = "http://localhost:2380"
@@ -26,6 +28,11 @@ DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024
 DEFAULT_MAX_TXN_OPS = 128
 DEFAULT_HEARTBEAT_INTERVAL_MS = 100
 DEFAULT_ELECTION_TIMEOUT_MS = 1000
+DEFAULT_AUTH_TOKEN = "simple"  # noqa: S105 (a token type, not a secret)
+DEFAULT_AUTH_TOKEN_TTL_S = 300
+DEFAULT_BCRYPT_COST = 10
+MIN_BCRYPT_COST = 4
+MAX_BCRYPT_COST = 31
 ENV_PREFIX = "KVSTORE_"
 
 
@@ -72,6 +79,10 @@ class ServerConfig:
     client_tls: TLSConfig = field(default_factory=TLSConfig)
     peer_tls: TLSConfig = field(default_factory=TLSConfig)
     log_level: str = "info"
+    auth_token: str = DEFAULT_AUTH_TOKEN
+    """etcd's --auth-token: ``simple`` or ``jwt,pub-key=...,priv-key=...,sign-method=...``."""
+    auth_token_ttl_s: int = DEFAULT_AUTH_TOKEN_TTL_S
+    bcrypt_cost: int = DEFAULT_BCRYPT_COST
 
     def initial_members(self) -> dict[str, tuple[str, ...]]:
         """The initial cluster as name -> peer URLs, in first-seen order."""
@@ -113,6 +124,9 @@ def _flag_spec() -> list[tuple[str, str, str]]:
         ("--peer-trusted-ca-file", "", "CA for peer certificates"),
         ("--peer-client-cert-auth", "false", "require peer client certificates"),
         ("--log-level", "info", "debug, info, warning or error"),
+        ("--auth-token", DEFAULT_AUTH_TOKEN, "simple, or jwt,pub-key=F,priv-key=F,sign-method=M"),
+        ("--auth-token-ttl", str(DEFAULT_AUTH_TOKEN_TTL_S), "seconds a simple token lives unused"),
+        ("--bcrypt-cost", str(DEFAULT_BCRYPT_COST), "bcrypt cost of stored passwords (4-31)"),
     ]
 
 
@@ -222,6 +236,17 @@ def _tls(prefix: str, values: Mapping[str, str]) -> TLSConfig:
     return TLSConfig(cert_file=cert, key_file=key, trusted_ca_file=ca, client_cert_auth=auth)
 
 
+def _auth_token(raw: str) -> str:
+    """Validate --auth-token now (key files readable, method known), so a bad setting
+    fails at start."""
+    value = raw.strip() or DEFAULT_AUTH_TOKEN
+    try:
+        make_provider(value, DEFAULT_AUTH_TOKEN_TTL_S)
+    except TokenError as exc:
+        raise ConfigError(f"--auth-token: {exc}") from None
+    return value
+
+
 def _check_schemes(flag: str, urls: Sequence[str], tls: TLSConfig) -> None:
     for url in urls:
         scheme, _, _ = parse_url(flag, url)
@@ -251,6 +276,10 @@ def build_config(
         raise ConfigError(
             f"--election-timeout: must be at least 5 x --heartbeat-interval ({5 * heartbeat} ms)"
         )
+    bcrypt_cost = _int("--bcrypt-cost", values["--bcrypt-cost"], MIN_BCRYPT_COST)
+    if bcrypt_cost > MAX_BCRYPT_COST:
+        raise ConfigError(f"--bcrypt-cost: must be <= {MAX_BCRYPT_COST}, got {bcrypt_cost}")
+    auth_token = _auth_token(values["--auth-token"])
     config = ServerConfig(
         name=name,
         data_dir=Path(values["--data-dir"] or f"{name}.kvstore"),
@@ -271,6 +300,9 @@ def build_config(
         client_tls=_tls("", values),
         peer_tls=_tls("peer-", values),
         log_level=level,
+        auth_token=auth_token,
+        auth_token_ttl_s=_int("--auth-token-ttl", values["--auth-token-ttl"]),
+        bcrypt_cost=bcrypt_cost,
     )
     _check_schemes("--listen-client-urls", config.listen_client_urls, config.client_tls)
     _check_schemes("--listen-peer-urls", config.listen_peer_urls, config.peer_tls)
