@@ -13,6 +13,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from kvstore.api.gen.authpb import auth_pb2
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
@@ -362,3 +364,45 @@ def test_auth_state_survives_restart_and_snapshot_install(auth_cluster: LocalClu
             )
             assert status.enabled
     assert "restored snapshot" in lagging.log_text()  # it did catch up from a snapshot
+
+
+def test_jwt_tokens_grow_old_when_the_auth_state_changes(tmp_path: Path) -> None:
+    """--auth-token jwt: tokens are signed (header.claims.signature) and carry the auth
+    revision; after a change the old token is refused as etcd refuses it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = tmp_path / "jwt.key", tmp_path / "jwt.pub"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    option = f"jwt,pub-key={public},priv-key={private},sign-method=ES256,ttl=1m"
+    cluster = LocalCluster(
+        tmp_path / "c", 1, extra=[*RAFT_FLAGS, *FAST_HASH, "--auth-token", option]
+    )
+    with running(cluster), grpc.insecure_channel(cluster.endpoints[0]) as channel:
+        a = rpc_pb2_grpc.AuthStub(channel)
+        a.UserAdd(rpc_pb2.AuthUserAddRequest(name="root", password="rootpw"), timeout=10)
+        a.UserGrantRole(rpc_pb2.AuthUserGrantRoleRequest(user="root", role="root"))
+        a.AuthEnable(rpc_pb2.AuthEnableRequest(), timeout=10)
+        token = _token(cluster.endpoints[0], "root", "rootpw")
+        assert token.count(".") == 2 and token.startswith("eyJ")
+        c = Caller(channel, token)
+        c.kv.Put(rpc_pb2.PutRequest(key=b"k", value=b"v"), metadata=c.metadata, timeout=10)
+        c.auth.RoleAdd(rpc_pb2.AuthRoleAddRequest(name="new"), metadata=c.metadata, timeout=10)
+        code, details = _error(
+            lambda: c.kv.Put(rpc_pb2.PutRequest(key=b"k", value=b"w"), metadata=c.metadata)
+        )
+        assert (code, details) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "etcdserver: revision of auth store is old",
+        )
+        fresh = Caller(channel, _token(cluster.endpoints[0], "root", "rootpw"))
+        fresh.kv.Put(rpc_pb2.PutRequest(key=b"k", value=b"w"), metadata=fresh.metadata)
