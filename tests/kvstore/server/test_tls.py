@@ -209,10 +209,10 @@ def test_certificate_common_name_is_the_user_once_auth_is_on(
         kv.Put(rpc_pb2.PutRequest(key=b"cn/x", value=b"1"), timeout=10)
         with pytest.raises(grpc.RpcError) as info:
             kv.Put(rpc_pb2.PutRequest(key=b"elsewhere", value=b"1"), timeout=10)
-        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
         with pytest.raises(grpc.RpcError) as info:
             auth.AuthDisable(rpc_pb2.AuthDisableRequest(), timeout=10)  # not root
-        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
         token = auth.Authenticate(rpc_pb2.AuthenticateRequest(name="root", password="pw")).token
         root = (("token", token),)
         kv.Put(rpc_pb2.PutRequest(key=b"elsewhere", value=b"1"), metadata=root, timeout=10)
