@@ -44,6 +44,17 @@ class AuthInfo:
     revision: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class AuthSnapshot:
+    """The whole auth state at one moment, as etcd keeps it in its ``auth``,
+    ``authUsers`` and ``authRoles`` buckets (password hashes are raw bcrypt bytes)."""
+
+    enabled: bool
+    revision: int
+    users: tuple[auth_pb2.User, ...]
+    roles: tuple[auth_pb2.Role, ...]
+
+
 LeaseKeys = Callable[[int], Sequence[bytes]]
 """The keys attached to a lease (empty if the lease does not exist)."""
 
@@ -120,6 +131,10 @@ class AuthStore:
     def roles(self) -> list[auth_pb2.Role]:
         """Every role, by name (copies)."""
         return [_copy_role(self._roles[name]) for name in sorted(self._roles)]
+
+    def snapshot(self) -> AuthSnapshot:
+        """A copy of the whole state (for Raft snapshots and etcd-format exports)."""
+        return AuthSnapshot(self.enabled, self.revision, tuple(self.users()), tuple(self.roles()))
 
     def user(self, name: str) -> auth_pb2.User | None:
         """One user (the stored message: do not change it), or None."""

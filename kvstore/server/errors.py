@@ -112,5 +112,7 @@ NO_PASSWORD_USER = EtcdError(
     _C.UNKNOWN, "auth: authentication failed, password was given for no password user"
 )
 """etcd has no gRPC error for this one: its clients see the auth package's own text."""
+VERIFY_ONLY = EtcdError(_C.UNKNOWN, "auth: token signing attempted with verify-only key")
+"""A member configured with a JWT public key only cannot issue tokens (etcd's text)."""
 PASSWORD_TOO_LONG = EtcdError(_C.UNKNOWN, "bcrypt: password length exceeds 72 bytes")
 """bcrypt hashes at most 72 bytes; etcd passes Go's bcrypt error through unchanged."""

@@ -417,10 +417,11 @@ class StateMachine:
         state.removed_members.extend(sorted(self.removed))
         for member_id, alarm in sorted(self.alarms):
             state.alarms.add(memberID=member_id, alarm=alarm)
-        state.auth.enabled = self.auth.enabled
-        state.auth.revision = self.auth.revision
-        state.auth.users.extend(self.auth.users())
-        state.auth.roles.extend(self.auth.roles())
+        auth = self.auth.snapshot()
+        state.auth.enabled = auth.enabled
+        state.auth.revision = auth.revision
+        state.auth.users.extend(auth.users)
+        state.auth.roles.extend(auth.roles)
         return StateEncoder(state, SnapshotEncoder(self.kv))
 
     def restore(self, data: bytes) -> None:

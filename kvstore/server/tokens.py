@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from kvstore.server import errors
 from kvstore.server.auth_store import AuthInfo
 
 SIMPLE_TOKEN_LENGTH = 16
@@ -189,7 +190,7 @@ class JwtTokens:
         """Sign a token for ``username`` at ``revision``."""
         del prefix, index
         if self._secret is None and self._private is None:
-            raise TokenError("token signing attempted with a verify-only key")
+            raise errors.VERIFY_ONLY  # answered to the caller; the apply goes on
         header = _b64(json.dumps({"alg": self.method, "typ": "JWT"}).encode())
         claims = {"username": username, "revision": revision, "exp": int(self._clock() + self.ttl)}
         body = _b64(json.dumps(claims, separators=(",", ":")).encode())
