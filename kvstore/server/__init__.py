@@ -4,14 +4,16 @@ Modules, from the outside in:
 
 - ``serve`` / ``member``: ``kvstore serve``, one member's lifecycle (start, SIGTERM);
   ``devcluster``: ``kvstore dev-cluster``; ``config``: flags and ``KVSTORE_*`` variables.
-- ``services`` and ``watch_service`` (etcd v3 gRPC services), ``edges`` (Auth refusal,
-  malformed-request interceptor), ``peer`` (Raft traffic and forwarding between members),
+- ``services``, ``watch_service`` and ``auth_service`` (etcd v3 gRPC services), ``edges``
+  (malformed-request interceptor), ``peer`` (Raft traffic and forwarding between members),
   ``http`` (metrics and probes): thin shells over ``etcd``.
 - ``etcd``: request handling: validation, quota, forwarding to the leader, leader-only
   work (lease timing, leadership transfer); ``membership``: member changes on the leader.
 - ``node``: the only driver of ``RawNode``: persist, send, apply, ReadIndex.
-- ``statemachine``: the replicated state (MVCC store, members, alarms) and the one place
-  store errors become etcd errors; ``watch`` (the watch hub), ``lessor`` (lease deadlines).
+- ``statemachine``: the replicated state (MVCC store, members, alarms, auth) and the one
+  place store errors become etcd errors; ``auth_store`` (users, roles, permission rules,
+  pure), ``auth_api`` (the Auth calls), ``identity`` (the caller of a call), ``tokens``
+  (simple and JWT tokens); ``watch`` (the watch hub), ``lessor`` (lease deadlines).
 - ``transport`` (peer connections), ``convert`` (protobuf <-> store values), ``errors``
   (etcd's codes and messages), ``snapshot_file`` (the saved snapshot layout), ``ids``,
   ``keyrange``, ``metrics``, ``tracing``, ``logs``.

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kvstore.server.tokens import TokenError, make_provider
+
 DEFAULT_NAME = "default"
 DEFAULT_CLIENT_URL = "http://localhost:2379"
 DEFAULT_PEER_URL = "http://localhost:2380"
@@ -30,6 +32,11 @@ DEFAULT_ELECTION_TIMEOUT_MS = 1000
 DEFAULT_GRPC_KEEPALIVE_MIN_TIME = "5s"
 DEFAULT_GRPC_KEEPALIVE_INTERVAL = "2h"
 DEFAULT_GRPC_KEEPALIVE_TIMEOUT = "20s"
+DEFAULT_AUTH_TOKEN = "simple"  # noqa: S105 (a token type, not a secret)
+DEFAULT_AUTH_TOKEN_TTL_S = 300
+DEFAULT_BCRYPT_COST = 10
+MIN_BCRYPT_COST = 4
+MAX_BCRYPT_COST = 31
 ENV_PREFIX = "KVSTORE_"
 
 
@@ -82,6 +89,10 @@ class ServerConfig:
     """How often the server pings an idle connection to check it is alive."""
     grpc_keepalive_timeout_s: float = 20.0
     """How long the server waits for the answer to its ping before closing."""
+    auth_token: str = DEFAULT_AUTH_TOKEN
+    """etcd's --auth-token: ``simple`` or ``jwt,pub-key=...,priv-key=...,sign-method=...``."""
+    auth_token_ttl_s: int = DEFAULT_AUTH_TOKEN_TTL_S
+    bcrypt_cost: int = DEFAULT_BCRYPT_COST
 
     def initial_members(self) -> dict[str, tuple[str, ...]]:
         """The initial cluster as name -> peer URLs, in first-seen order."""
@@ -138,6 +149,9 @@ def _flag_spec() -> list[tuple[str, str, str]]:
             DEFAULT_GRPC_KEEPALIVE_TIMEOUT,
             "how long the server waits for a ping's answer before closing the connection",
         ),
+        ("--auth-token", DEFAULT_AUTH_TOKEN, "simple, or jwt,pub-key=F,priv-key=F,sign-method=M"),
+        ("--auth-token-ttl", str(DEFAULT_AUTH_TOKEN_TTL_S), "seconds a simple token lives unused"),
+        ("--bcrypt-cost", str(DEFAULT_BCRYPT_COST), "bcrypt cost of stored passwords (4-31)"),
     ]
 
 
@@ -269,6 +283,17 @@ def _tls(prefix: str, values: Mapping[str, str]) -> TLSConfig:
     return TLSConfig(cert_file=cert, key_file=key, trusted_ca_file=ca, client_cert_auth=auth)
 
 
+def _auth_token(raw: str) -> str:
+    """Validate --auth-token now (key files readable, method known), so a bad setting
+    fails at start."""
+    value = raw.strip() or DEFAULT_AUTH_TOKEN
+    try:
+        make_provider(value, DEFAULT_AUTH_TOKEN_TTL_S)
+    except TokenError as exc:
+        raise ConfigError(f"--auth-token: {exc}") from None
+    return value
+
+
 def _check_schemes(flag: str, urls: Sequence[str], tls: TLSConfig) -> None:
     for url in urls:
         scheme, _, _ = parse_url(flag, url)
@@ -298,6 +323,10 @@ def build_config(
         raise ConfigError(
             f"--election-timeout: must be at least 5 x --heartbeat-interval ({5 * heartbeat} ms)"
         )
+    bcrypt_cost = _int("--bcrypt-cost", values["--bcrypt-cost"], MIN_BCRYPT_COST)
+    if bcrypt_cost > MAX_BCRYPT_COST:
+        raise ConfigError(f"--bcrypt-cost: must be <= {MAX_BCRYPT_COST}, got {bcrypt_cost}")
+    auth_token = _auth_token(values["--auth-token"])
     config = ServerConfig(
         name=name,
         data_dir=Path(values["--data-dir"] or f"{name}.kvstore"),
@@ -327,6 +356,9 @@ def build_config(
         grpc_keepalive_timeout_s=_duration(
             "--grpc-keepalive-timeout", values["--grpc-keepalive-timeout"]
         ),
+        auth_token=auth_token,
+        auth_token_ttl_s=_int("--auth-token-ttl", values["--auth-token-ttl"]),
+        bcrypt_cost=bcrypt_cost,
     )
     _check_schemes("--listen-client-urls", config.listen_client_urls, config.client_tls)
     _check_schemes("--listen-peer-urls", config.listen_peer_urls, config.peer_tls)

@@ -1,5 +1,5 @@
-"""Edges of the client port: the Auth service that refuses politely, and the interceptor
-that turns unparseable requests into INVALID_ARGUMENT."""
+"""Edge of the client port: the interceptor that turns unparseable requests into
+INVALID_ARGUMENT."""
 
 from __future__ import annotations
 
@@ -9,28 +9,7 @@ from typing import Any, TypeAlias
 import grpc
 from google.protobuf.message import DecodeError
 
-from kvstore.server import errors
 from kvstore.server.services import Ctx
-
-AUTH_METHODS = (
-    "AuthEnable", "AuthDisable", "AuthStatus", "Authenticate", "UserAdd", "UserGet",
-    "UserList", "UserDelete", "UserChangePassword", "UserGrantRole", "UserRevokeRole",
-    "RoleAdd", "RoleGet", "RoleList", "RoleDelete", "RoleGrantPermission",
-    "RoleRevokePermission",
-)  # fmt: skip
-
-
-def auth_handler() -> grpc.GenericRpcHandler[Any, Any]:
-    """etcdserverpb.Auth: every method answers UNIMPLEMENTED with the reason."""
-
-    async def refuse(request: bytes, context: Ctx) -> bytes:
-        del request
-        await context.abort(errors.AUTH_UNIMPLEMENTED.code, errors.AUTH_UNIMPLEMENTED.message)
-        raise AssertionError("unreachable")
-
-    handlers = {name: grpc.unary_unary_rpc_method_handler(refuse) for name in AUTH_METHODS}
-    return grpc.method_handlers_generic_handler("etcdserverpb.Auth", handlers)
-
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 

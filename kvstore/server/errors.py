@@ -86,8 +86,34 @@ TIMEOUT_LEADER_FAIL = EtcdError(
 BAD_LEADER_TRANSFEREE = EtcdError(_C.FAILED_PRECONDITION, "etcdserver: bad leader transferee")
 NOT_SUPPORTED_FOR_LEARNER = EtcdError(_C.UNAVAILABLE, "etcdserver: rpc not supported for learner")
 INVALID_SORT = EtcdError(_C.INVALID_ARGUMENT, "etcdserver: invalid sort option")
-AUTH_UNIMPLEMENTED = EtcdError(
-    _C.UNIMPLEMENTED,
-    "kvstore: authentication is not supported; use TLS client certificates "
-    "(--client-cert-auth) to restrict access",
+ROOT_USER_NOT_EXIST = EtcdError(_C.FAILED_PRECONDITION, "etcdserver: root user does not exist")
+ROOT_ROLE_NOT_EXIST = EtcdError(
+    _C.FAILED_PRECONDITION, "etcdserver: root user does not have root role"
 )
+USER_ALREADY_EXIST = EtcdError(_C.FAILED_PRECONDITION, "etcdserver: user name already exists")
+USER_EMPTY = EtcdError(_C.INVALID_ARGUMENT, "etcdserver: user name is empty")
+USER_NOT_FOUND = EtcdError(_C.FAILED_PRECONDITION, "etcdserver: user name not found")
+ROLE_ALREADY_EXIST = EtcdError(_C.FAILED_PRECONDITION, "etcdserver: role name already exists")
+ROLE_NOT_FOUND = EtcdError(_C.FAILED_PRECONDITION, "etcdserver: role name not found")
+ROLE_EMPTY = EtcdError(_C.INVALID_ARGUMENT, "etcdserver: role name is empty")
+AUTH_FAILED = EtcdError(
+    _C.INVALID_ARGUMENT, "etcdserver: authentication failed, invalid user ID or password"
+)
+PERMISSION_NOT_GIVEN = EtcdError(_C.INVALID_ARGUMENT, "etcdserver: permission not given")
+PERMISSION_DENIED = EtcdError(_C.PERMISSION_DENIED, "etcdserver: permission denied")
+ROLE_NOT_GRANTED = EtcdError(_C.FAILED_PRECONDITION, "etcdserver: role is not granted to the user")
+PERMISSION_NOT_GRANTED = EtcdError(
+    _C.FAILED_PRECONDITION, "etcdserver: permission is not granted to the role"
+)
+AUTH_NOT_ENABLED = EtcdError(_C.FAILED_PRECONDITION, "etcdserver: authentication is not enabled")
+INVALID_AUTH_TOKEN = EtcdError(_C.UNAUTHENTICATED, "etcdserver: invalid auth token")
+INVALID_AUTH_MGMT = EtcdError(_C.INVALID_ARGUMENT, "etcdserver: invalid auth management")
+AUTH_OLD_REVISION = EtcdError(_C.INVALID_ARGUMENT, "etcdserver: revision of auth store is old")
+NO_PASSWORD_USER = EtcdError(
+    _C.UNKNOWN, "auth: authentication failed, password was given for no password user"
+)
+"""etcd has no gRPC error for this one: its clients see the auth package's own text."""
+VERIFY_ONLY = EtcdError(_C.UNKNOWN, "auth: token signing attempted with verify-only key")
+"""A member configured with a JWT public key only cannot issue tokens (etcd's text)."""
+PASSWORD_TOO_LONG = EtcdError(_C.UNKNOWN, "bcrypt: password length exceeds 72 bytes")
+"""bcrypt hashes at most 72 bytes; etcd passes Go's bcrypt error through unchanged."""

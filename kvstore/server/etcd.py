@@ -22,7 +22,9 @@ from kvstore.api.gen.etcdserverpb import rpc_pb2
 from kvstore.api.gen.kvstorepb import internal_pb2
 from kvstore.raft.types import NONE
 from kvstore.server import errors, tracing
+from kvstore.server.auth_store import ROOT_USER
 from kvstore.server.config import ServerConfig
+from kvstore.server.identity import caller, caller_or_anonymous, require_caller
 from kvstore.server.lessor import MAX_LEASE_TTL
 from kvstore.server.membership import REQUEST_TIMEOUT_S, Membership, check_peer_urls
 from kvstore.server.node import Node
@@ -85,6 +87,20 @@ class EtcdServer:
         return self.sm.header()
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def check_admin(self) -> None:
+        """Root only, once auth is enabled (etcd's IsAdminPermitted)."""
+        self.sm.auth.check_admin(caller_or_anonymous())
+
+    def _stamp(self, request: internal_pb2.InternalRequest) -> None:
+        """Name the caller in a proposal, so applying checks its permissions as of the
+        entry's place in the log."""
+        if request.HasField("auth"):
+            return
+        who = caller()
+        if who is not None:
+            request.auth.username = who.username
+            request.auth.auth_revision = who.revision
 
     def _check_accepting(self) -> None:
         if not self.accepting:
@@ -189,6 +205,7 @@ class EtcdServer:
         st = self.node.status()
         if st.commit > st.applied + MAX_APPLY_GAP:
             raise errors.TOO_MANY_REQUESTS
+        self._stamp(request)
         for attempt in range(FORWARD_ATTEMPTS):
             await self._leader()
             try:
@@ -238,6 +255,7 @@ class EtcdServer:
             raise errors.INVALID_SORT
         if not req.serializable:
             await self.linearize()
+        self.sm.auth.check_range(caller_or_anonymous(), req.key, req.range_end)
         return self.sm.range(req)
 
     async def put(self, req: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
@@ -296,6 +314,7 @@ class EtcdServer:
         self._check_size(req)
         if not writes:
             await self.linearize()
+            self.sm.auth.check_txn(caller_or_anonymous(), req, self.sm.lease_keys)
             return self.sm.read_txn(req)
         if added:
             self._check_quota(added)
@@ -313,6 +332,7 @@ class EtcdServer:
         """Grant: the id is chosen before proposing, so applying stays deterministic."""
         if req.TTL > MAX_LEASE_TTL:
             raise errors.LEASE_TTL_TOO_LARGE
+        require_caller(self.sm.auth)
         if self.sm.nospace:
             raise errors.NO_SPACE
         grant = rpc_pb2.LeaseGrantRequest(TTL=req.TTL, ID=req.ID)
@@ -325,26 +345,52 @@ class EtcdServer:
         )
 
     async def lease_revoke(self, req: rpc_pb2.LeaseRevokeRequest) -> rpc_pb2.LeaseRevokeResponse:
-        """Revoke through Raft: the attached keys go at one revision on every member."""
+        """Revoke through Raft: the attached keys go at one revision on every member (the
+        caller needs write permission on each of them, checked when it is applied)."""
+        require_caller(self.sm.auth)
         return await self.replicate(
             internal_pb2.InternalRequest(lease_revoke=req), rpc_pb2.LeaseRevokeResponse
         )
 
     async def lease_keep_alive(self, lease_id: int) -> rpc_pb2.LeaseKeepAliveResponse:
-        """Renew on the leader, which alone keeps deadlines."""
+        """Renew on the leader, which alone keeps deadlines. With auth on, the caller needs
+        write permission on the lease's keys (root needs none)."""
+        auth = self.sm.auth
+        if auth.enabled:
+            who = caller()
+            if who is None:
+                raise errors.USER_EMPTY
+            auth.check_lease_keys(who, self.sm.lease_keys(lease_id))
         op = internal_pb2.LeaderOp(lease_keep_alive=rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
         return await self._on_leader(op, rpc_pb2.LeaseKeepAliveResponse)
 
     async def lease_time_to_live(
         self, req: rpc_pb2.LeaseTimeToLiveRequest
     ) -> rpc_pb2.LeaseTimeToLiveResponse:
-        """Remaining TTL, as the leader's clock sees it."""
+        """Remaining TTL, as the leader's clock sees it; listing the keys needs read
+        permission on each of them."""
+        auth = self.sm.auth
+        require_caller(auth)
+        if req.keys and auth.enabled:
+            who = caller_or_anonymous()
+            if not auth.is_admin(who):
+                for key in self.sm.lease_keys(req.ID):
+                    auth.check_range(who, key, b"")
         op = internal_pb2.LeaderOp(lease_time_to_live=req)
         return await self._on_leader(op, rpc_pb2.LeaseTimeToLiveResponse)
 
     async def lease_leases(self) -> rpc_pb2.LeaseLeasesResponse:
         """Every lease, from linearized local state."""
         await self.linearize()
+        auth = self.sm.auth
+        if auth.enabled:
+            who = caller()
+            if who is None:
+                raise errors.USER_EMPTY
+            if not auth.is_admin(who):
+                for lease in self.sm.kv.leases():
+                    for key in lease.keys:
+                        auth.check_range(who, key, b"")
         resp = rpc_pb2.LeaseLeasesResponse(header=self.header())
         for lease in self.sm.kv.leases():
             resp.leases.add(ID=lease.id)
@@ -403,13 +449,14 @@ class EtcdServer:
             self._revoking.add(lease_id)
 
             async def revoke(lease_id: int = lease_id) -> None:
+                # An expiry is the server's own act: it revokes as root (etcd's WithRoot).
+                request = internal_pb2.InternalRequest(
+                    lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id)
+                )
+                request.auth.username = ROOT_USER
+                request.auth.auth_revision = self.sm.auth.revision
                 try:
-                    await self.node.propose(
-                        internal_pb2.InternalRequest(
-                            lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id)
-                        ),
-                        REQUEST_TIMEOUT_S,
-                    )
+                    await self.node.propose(request, REQUEST_TIMEOUT_S)
                 except errors.EtcdError as exc:
                     log.info("lease %x revocation failed: %s", lease_id, exc.message)
                 finally:
@@ -427,6 +474,7 @@ class EtcdServer:
 
     async def member_add(self, req: rpc_pb2.MemberAddRequest) -> rpc_pb2.MemberAddResponse:
         """Add a member (or a learner) through a Raft configuration change."""
+        self.check_admin()
         if not req.peerURLs:
             raise errors.MEMBER_BAD_URLS
         check_peer_urls(req.peerURLs)
@@ -436,6 +484,7 @@ class EtcdServer:
 
     async def member_remove(self, req: rpc_pb2.MemberRemoveRequest) -> rpc_pb2.MemberRemoveResponse:
         """Remove a member through a Raft configuration change."""
+        self.check_admin()
         return await self._on_leader(
             internal_pb2.LeaderOp(member_remove=req), rpc_pb2.MemberRemoveResponse
         )
@@ -444,12 +493,14 @@ class EtcdServer:
         self, req: rpc_pb2.MemberPromoteRequest
     ) -> rpc_pb2.MemberPromoteResponse:
         """Promote a learner that has caught up."""
+        self.check_admin()
         return await self._on_leader(
             internal_pb2.LeaderOp(member_promote=req), rpc_pb2.MemberPromoteResponse
         )
 
     async def member_update(self, req: rpc_pb2.MemberUpdateRequest) -> rpc_pb2.MemberUpdateResponse:
         """Change a member's peer URLs."""
+        self.check_admin()
         return await self._on_leader(
             internal_pb2.LeaderOp(member_update=req), rpc_pb2.MemberUpdateResponse
         )
@@ -458,6 +509,7 @@ class EtcdServer:
 
     async def move_leader(self, req: rpc_pb2.MoveLeaderRequest) -> rpc_pb2.MoveLeaderResponse:
         """Transfer leadership to ``targetID``."""
+        self.check_admin()
         return await self._on_leader(
             internal_pb2.LeaderOp(move_leader=req), rpc_pb2.MoveLeaderResponse
         )
@@ -500,17 +552,20 @@ class EtcdServer:
         return best
 
     async def alarm(self, req: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
-        """List alarms (locally) or change them (through Raft)."""
+        """List alarms (locally) or change them (through Raft, root only)."""
         if req.action == rpc_pb2.AlarmRequest.GET:
+            require_caller(self.sm.auth)
             resp = rpc_pb2.AlarmResponse(header=self.header())
             for member_id, alarm in sorted(self.sm.alarms):
                 if req.memberID in (0, member_id) and req.alarm in (0, alarm):
                     resp.alarms.add(memberID=member_id, alarm=rpc_pb2.AlarmType.ValueType(alarm))
             return resp
+        self.check_admin()
         return await self.replicate(internal_pb2.InternalRequest(alarm=req), rpc_pb2.AlarmResponse)
 
     def status(self) -> rpc_pb2.StatusResponse:
         """This member's view of the cluster (etcdctl endpoint status)."""
+        require_caller(self.sm.auth)
         st = self.node.status()
         member = self.sm.members.get(self.member_id)
         errs = [

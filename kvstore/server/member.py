@@ -29,8 +29,10 @@ from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.api.gen.kvstorepb import internal_pb2, internal_pb2_grpc
 from kvstore.raft.types import NONE, ConfState
 from kvstore.server import errors, ids, tracing
+from kvstore.server.auth_api import AuthApi
+from kvstore.server.auth_service import AuthService, CallIdentifier
 from kvstore.server.config import ServerConfig, TLSConfig, parse_url
-from kvstore.server.edges import RejectMalformed, auth_handler
+from kvstore.server.edges import RejectMalformed
 from kvstore.server.etcd import EtcdServer
 from kvstore.server.http import MetricsHttp
 from kvstore.server.lessor import LeaseClock
@@ -45,6 +47,7 @@ from kvstore.server.services import (
     Observer,
 )
 from kvstore.server.statemachine import StateMachine
+from kvstore.server.tokens import make_provider
 from kvstore.server.transport import PEER_CHANNEL_OPTIONS, Transport, grpc_target
 from kvstore.server.watch_service import WatchService
 from kvstore.storage.disk_storage import DiskStorage
@@ -248,6 +251,7 @@ class Member:
             identity.cluster_id,
             lambda: holder[0].term if holder else 0,
             leases,
+            make_provider(cfg.auth_token, cfg.auth_token_ttl_s),
         )
         snap = self.storage.snapshot()
         if not snap.is_empty:
@@ -305,7 +309,8 @@ class Member:
             ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
         ]
         server = grpc.aio.server(options=options, interceptors=[RejectMalformed()])
-        observer = Observer(self.metrics)
+        auth = AuthApi(self.server, cfg.bcrypt_cost)
+        observer = Observer(self.metrics, CallIdentifier(auth, cfg.client_tls.client_cert_auth))
         rpc_pb2_grpc.add_KVServicer_to_server(KVService(self.server, observer), server)
         rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(self.server, observer), server)
         rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(self.server, observer), server)
@@ -313,7 +318,7 @@ class Member:
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(
             MaintenanceService(self.server, observer), server
         )
-        server.add_generic_rpc_handlers((auth_handler(),))
+        rpc_pb2_grpc.add_AuthServicer_to_server(AuthService(auth, observer), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for url in cfg.listen_client_urls:
             self._bind(server, url, cfg.client_tls, "--listen-client-urls")

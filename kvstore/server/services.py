@@ -14,7 +14,9 @@ import grpc
 
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.server import errors, snapshot_file, tracing
+from kvstore.server.auth_store import AuthInfo
 from kvstore.server.etcd import EtcdServer
+from kvstore.server.identity import REQUEST_AUTH
 from kvstore.server.metrics import Metrics
 from kvstore.server.version import ETCD_VERSION
 
@@ -28,6 +30,8 @@ LEADER_HINT_KEY = "kvstore-leader"
 
 
 Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Identify: TypeAlias = Callable[[Ctx], Awaitable[AuthInfo | None]]
+"""Reads a call's credentials (see :mod:`kvstore.server.auth_service`)."""
 
 
 def code_name(code: grpc.StatusCode) -> str:
@@ -44,11 +48,17 @@ memory cost instead of gRPC's bare CANCELLED for calls it had no handler for."""
 
 
 class Observer:
-    """Wraps handlers with metrics, a server span, error translation and the in-flight
-    limit."""
+    """Wraps handlers with metrics, a server span, the caller's identity, error
+    translation and the in-flight limit."""
 
-    def __init__(self, metrics: Metrics, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        identify: Identify | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
         self._metrics = metrics
+        self.identify = identify
         self._max_in_flight = max_in_flight
         self._in_flight = 0
         # Labelled children looked up once per method (and code), not on every call.
@@ -80,6 +90,24 @@ class Observer:
             child = self._handling[key] = self._metrics.grpc_handling.labels(*key)
         child.observe(seconds)
 
+    async def authorize(
+        self, context: Ctx, check: Callable[[], None], grpc_type: str, service: str, method: str
+    ) -> None:
+        """For a streaming call: run ``check`` as the caller, and end the call with its
+        error (counted as handled) if it fails."""
+        reset = None
+        try:
+            if self.identify is not None:
+                reset = REQUEST_AUTH.set(await self.identify(context))
+            check()
+        except errors.EtcdError as exc:
+            self.handled(grpc_type, service, method, exc.code)
+            await context.abort(exc.code, exc.message)
+            raise
+        finally:
+            if reset is not None:
+                REQUEST_AUTH.reset(reset)
+
     async def unary(
         self,
         service: str,
@@ -87,17 +115,23 @@ class Observer:
         context: Ctx,
         call: Callable[[], Awaitable[T]],
         grpc_type: str = "unary",
+        *,
+        identify: bool = True,
     ) -> T:
-        """Run ``call`` as the handler of ``service/method``."""
+        """Run ``call`` as the handler of ``service/method``, with the caller's identity
+        in :data:`~kvstore.server.identity.REQUEST_AUTH` (unless ``identify`` is off)."""
         self.started(grpc_type, service, method)
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         self._in_flight += 1
         try:
             with tracing.server_span(f"{service}/{method}", context.invocation_metadata):
+                reset = None
                 try:
                     if self._in_flight > self._max_in_flight:
                         raise errors.TOO_MANY_REQUESTS
+                    if identify and self.identify is not None:
+                        reset = REQUEST_AUTH.set(await self.identify(context))
                     return await call()
                 except errors.EtcdError as exc:
                     code = exc.code
@@ -105,6 +139,9 @@ class Observer:
                         context.set_trailing_metadata(((LEADER_HINT_KEY, f"{exc.leader_hint:x}"),))
                     await context.abort(exc.code, exc.message)
                     raise  # abort raises; this keeps type checkers informed
+                finally:
+                    if reset is not None:
+                        REQUEST_AUTH.reset(reset)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
@@ -276,34 +313,40 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     async def Defragment(
         self, request: rpc_pb2.DefragmentRequest, context: Ctx
     ) -> rpc_pb2.DefragmentResponse:
-        """The store lives in memory and compaction frees space at once: nothing to do."""
-        return await self._o.unary(
-            _MAINT,
-            "Defragment",
-            context,
-            lambda: _value(rpc_pb2.DefragmentResponse(header=self._s.header())),
-        )
+        """The store lives in memory and compaction frees space at once: nothing to do
+        (but only root may ask, as in etcd)."""
+
+        async def run() -> rpc_pb2.DefragmentResponse:
+            self._s.check_admin()
+            return rpc_pb2.DefragmentResponse(header=self._s.header())
+
+        return await self._o.unary(_MAINT, "Defragment", context, run)
 
     async def Hash(self, request: rpc_pb2.HashRequest, context: Ctx) -> rpc_pb2.HashResponse:
         """The hash of the whole key space at the current revision."""
 
         async def run() -> rpc_pb2.HashResponse:
+            self._s.check_admin()
             resp = self._s.hash_kv(0)
             return rpc_pb2.HashResponse(header=resp.header, hash=resp.hash)
 
         return await self._o.unary(_MAINT, "Hash", context, run)
 
     async def HashKV(self, request: rpc_pb2.HashKVRequest, context: Ctx) -> rpc_pb2.HashKVResponse:
-        """See :meth:`EtcdServer.hash_kv`."""
-        return await self._o.unary(
-            _MAINT, "HashKV", context, lambda: _value(self._s.hash_kv(request.revision))
-        )
+        """See :meth:`EtcdServer.hash_kv` (root only)."""
+
+        async def run() -> rpc_pb2.HashKVResponse:
+            self._s.check_admin()
+            return self._s.hash_kv(request.revision)
+
+        return await self._o.unary(_MAINT, "HashKV", context, run)
 
     async def Snapshot(
         self, request: rpc_pb2.SnapshotRequest, context: Ctx
     ) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
-        """Stream a consistent snapshot of the replicated state in chunks."""
+        """Stream a consistent snapshot of the replicated state in chunks (root only)."""
         self._o.started("server_stream", _MAINT, "Snapshot")
+        await self._o.authorize(context, self._s.check_admin, "server_stream", _MAINT, "Snapshot")
         data = snapshot_file.encode(self._s.sm.snapshot())
         header = self._s.header()
         sent = 0

@@ -8,7 +8,9 @@ etcd errors here, in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import binascii
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -19,7 +21,9 @@ from kvstore.api.gen.kvstorepb import internal_pb2
 from kvstore.api.gen.mvccpb import kv_pb2
 from kvstore.raft.types import ConfChange, ConfChangeType
 from kvstore.server import convert, errors
+from kvstore.server.auth_store import AuthInfo, AuthStore
 from kvstore.server.lessor import LeaseClock
+from kvstore.server.tokens import SimpleTokens, TokenProvider
 from kvstore.server.watch import CompactedWatch, WatchHub
 from kvstore.storage import mvcc_types as m
 from kvstore.storage.errors import (
@@ -34,6 +38,23 @@ from kvstore.storage.errors import (
 from kvstore.storage.mvcc import MvccStore, SnapshotEncoder
 
 NOSPACE = rpc_pb2.AlarmType.Value("NOSPACE")
+
+ADMIN_REQUESTS = frozenset(
+    {
+        "auth_enable",
+        "auth_disable",
+        "auth_user_add",
+        "auth_user_delete",
+        "auth_user_change_password",
+        "auth_user_grant_role",
+        "auth_user_revoke_role",
+        "auth_role_add",
+        "auth_role_delete",
+        "auth_role_grant_permission",
+        "auth_role_revoke_permission",
+    }
+)
+"""Requests only root may make once auth is enabled (checked at apply, as etcd does)."""
 
 _INVALID_MESSAGES = {
     "key is not provided": errors.EMPTY_KEY,
@@ -101,6 +122,7 @@ class StateMachine:
         cluster_id: int,
         term: Callable[[], int],
         leases: LeaseClock,
+        tokens: TokenProvider | None = None,
     ) -> None:
         self.member_id = member_id
         self.cluster_id = cluster_id
@@ -111,6 +133,9 @@ class StateMachine:
         self.members: dict[int, internal_pb2.MemberInfo] = {}
         self.removed: set[int] = set()
         self.alarms: set[tuple[int, int]] = set()
+        self.auth = AuthStore()
+        self.tokens: TokenProvider = tokens if tokens is not None else SimpleTokens()
+        """Issued tokens: this member's memory, not replicated state (see tokens.py)."""
 
     # -- headers and reads ----------------------------------------------------------------
 
@@ -153,13 +178,20 @@ class StateMachine:
         """Whether the NOSPACE alarm is raised (only reads and deletes are accepted)."""
         return any(alarm == NOSPACE for _, alarm in self.alarms)
 
+    def lease_keys(self, lease_id: int) -> Sequence[bytes]:
+        """The keys attached to a lease (none if it is not granted)."""
+        try:
+            return self.kv.lease(lease_id).keys
+        except LeaseNotFoundError:
+            return ()
+
     def member_list(self) -> list[rpc_pb2.Member]:
         """The members, by id, as the Cluster API shows them."""
         return [member_pb(self.members[i]) for i in sorted(self.members)]
 
     # -- apply ----------------------------------------------------------------------------
 
-    def apply(  # noqa: PLR0911 (one return per request kind)
+    def apply(  # noqa: PLR0911, PLR0912 (one return per request kind)
         self, req: internal_pb2.InternalRequest, index: int, term: int
     ) -> ApplyResult:
         """Apply one committed request."""
@@ -167,6 +199,10 @@ class StateMachine:
         self.kv.applied_index = index
         kind = req.WhichOneof("request")
         try:
+            if kind is not None and self.auth.enabled:
+                self._check_permission(kind, req)
+            if kind in ADMIN_REQUESTS or kind == "authenticate":
+                return self._apply_auth(kind, req, index)
             if kind == "put":
                 return self._write(convert.put_request(req.put), write=True)
             if kind == "delete_range":
@@ -189,9 +225,83 @@ class StateMachine:
                 return self._member_update(req.member_update)
         except MvccError as exc:
             return ApplyResult(error=etcd_error(exc))
+        except errors.EtcdError as exc:
+            return ApplyResult(error=exc)
         return ApplyResult(
             error=errors.EtcdError(errors.EMPTY_KEY.code, "etcdserver: empty request")
         )
+
+    def _check_permission(self, kind: str, req: internal_pb2.InternalRequest) -> None:
+        """The sender's right to what it asks, against the auth state as of this entry."""
+        info = AuthInfo(req.auth.username, req.auth.auth_revision)
+        auth = self.auth
+        if kind in ADMIN_REQUESTS:
+            auth.check_admin(info)
+        elif kind == "put":
+            auth.check_put_request(info, req.put, self.lease_keys)
+        elif kind == "delete_range":
+            auth.check_delete_request(info, req.delete_range)
+        elif kind == "txn":
+            auth.check_txn(info, req.txn, self.lease_keys)
+        elif kind == "lease_revoke":
+            auth.check_lease_keys(info, self.lease_keys(req.lease_revoke.ID))
+
+    def _apply_auth(self, kind: str, req: internal_pb2.InternalRequest, index: int) -> ApplyResult:
+        auth = self.auth
+        header = self.header()
+        resp: PbMessage
+        if kind == "auth_enable":
+            auth.enable()
+            resp = rpc_pb2.AuthEnableResponse(header=header)
+        elif kind == "auth_disable":
+            auth.disable()
+            self.tokens.clear()
+            resp = rpc_pb2.AuthDisableResponse(header=header)
+        elif kind == "authenticate":
+            auth.authenticate_user(req.authenticate.name)
+            token = self.tokens.assign(
+                req.authenticate.name, req.authenticate.simple_token, index, auth.revision
+            )
+            resp = rpc_pb2.AuthenticateResponse(header=header, token=token)
+        elif kind == "auth_user_add":
+            add = req.auth_user_add
+            no_password = add.options.no_password
+            auth.user_add(add.name, b"" if no_password else _hash(add.hashedPassword), no_password)
+            resp = rpc_pb2.AuthUserAddResponse(header=header)
+        elif kind == "auth_user_delete":
+            auth.user_delete(req.auth_user_delete.name)
+            self.tokens.invalidate_user(req.auth_user_delete.name)
+            resp = rpc_pb2.AuthUserDeleteResponse(header=header)
+        elif kind == "auth_user_change_password":
+            change = req.auth_user_change_password
+            user = auth.user(change.name)
+            no_password = user is not None and user.options.no_password
+            auth.user_change_password(
+                change.name, b"" if no_password else _hash(change.hashedPassword)
+            )
+            self.tokens.invalidate_user(change.name)
+            resp = rpc_pb2.AuthUserChangePasswordResponse(header=header)
+        elif kind == "auth_user_grant_role":
+            auth.user_grant_role(req.auth_user_grant_role.user, req.auth_user_grant_role.role)
+            resp = rpc_pb2.AuthUserGrantRoleResponse(header=header)
+        elif kind == "auth_user_revoke_role":
+            auth.user_revoke_role(req.auth_user_revoke_role.name, req.auth_user_revoke_role.role)
+            resp = rpc_pb2.AuthUserRevokeRoleResponse(header=header)
+        elif kind == "auth_role_add":
+            auth.role_add(req.auth_role_add.name)
+            resp = rpc_pb2.AuthRoleAddResponse(header=header)
+        elif kind == "auth_role_delete":
+            auth.role_delete(req.auth_role_delete.role)
+            resp = rpc_pb2.AuthRoleDeleteResponse(header=header)
+        elif kind == "auth_role_grant_permission":
+            grant = req.auth_role_grant_permission
+            auth.role_grant_permission(grant.name, grant.perm if grant.HasField("perm") else None)
+            resp = rpc_pb2.AuthRoleGrantPermissionResponse(header=header)
+        else:
+            revoke = req.auth_role_revoke_permission
+            auth.role_revoke_permission(revoke.role, revoke.key, revoke.range_end)
+            resp = rpc_pb2.AuthRoleRevokePermissionResponse(header=header)
+        return ApplyResult(resp)
 
     def _write(self, req: m.Request, write: bool) -> ApplyResult:
         if write and self.nospace:
@@ -307,6 +417,11 @@ class StateMachine:
         state.removed_members.extend(sorted(self.removed))
         for member_id, alarm in sorted(self.alarms):
             state.alarms.add(memberID=member_id, alarm=alarm)
+        auth = self.auth.snapshot()
+        state.auth.enabled = auth.enabled
+        state.auth.revision = auth.revision
+        state.auth.users.extend(auth.users)
+        state.auth.roles.extend(auth.roles)
         return StateEncoder(state, SnapshotEncoder(self.kv))
 
     def restore(self, data: bytes) -> None:
@@ -320,6 +435,9 @@ class StateMachine:
             self.members[member.id] = copy
         self.removed = set(state.removed_members)
         self.alarms = {(a.memberID, int(a.alarm)) for a in state.alarms}
+        self.auth.load(state.auth.enabled, state.auth.revision, state.auth.users, state.auth.roles)
+        if not self.auth.enabled:
+            self.tokens.clear()  # as disabling does; tokens of an enabled store stay
         self.hub.resync(self.kv.revision, self.kv.compact_revision)
         if self.leases.is_primary:
             self.leases.promote([(lease.id, lease.ttl) for lease in self.kv.leases()], 0.0)
@@ -351,6 +469,14 @@ class StateEncoder:
         """The snapshot data, after :meth:`close`; safe in a worker thread."""
         self._state.mvcc = self._kv.assemble()
         return self._state.SerializeToString()
+
+
+def _hash(hashed_password: str) -> bytes:
+    """The bcrypt hash a proposal carries (base64, as etcd puts it in the log)."""
+    try:
+        return base64.b64decode(hashed_password, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.NO_PASSWORD_USER from None
 
 
 def member_pb(info: internal_pb2.MemberInfo) -> rpc_pb2.Member:

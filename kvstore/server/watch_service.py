@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.api.gen.mvccpb import kv_pb2
 from kvstore.server import errors
+from kvstore.server.auth_store import AuthInfo
 from kvstore.server.etcd import EtcdServer
 from kvstore.server.services import Ctx, Observer
 from kvstore.server.watch import CompactedWatch, Watcher
@@ -28,6 +29,11 @@ CATCH_UP_BELOW = MAX_QUEUED // 2
 """Queue length under which a stream's lagging watchers catch up."""
 PROGRESS_INTERVAL_S = 5.0
 """How often a watcher with ``progress_notify`` hears the current revision when idle."""
+_OWN_REASONS = {errors.INVALID_AUTH_TOKEN, errors.AUTH_OLD_REVISION, errors.USER_EMPTY}
+"""Auth refusals a watch is cancelled with as they are; any other is "permission denied"."""
+
+Permit = Callable[[rpc_pb2.WatchCreateRequest], Awaitable[str | None]]
+"""Why a watch may not be created (None: it may)."""
 
 
 class WatchService(rpc_pb2_grpc.WatchServicer):
@@ -42,7 +48,18 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
     ) -> AsyncIterator[rpc_pb2.WatchResponse]:
         """Create, cancel and progress requests in; events and notifications out."""
         self._o.started("bidi_stream", _WATCH, "Watch")
-        stream = _WatchStream(self._s)
+
+        async def permit(req: rpc_pb2.WatchCreateRequest) -> str | None:
+            """Read permission on the watched key or range, as the caller now is."""
+            try:
+                identify = self._o.identify
+                who = await identify(context) if identify is not None else None
+                self._s.sm.auth.check_range(who or AuthInfo(), req.key, req.range_end)
+            except errors.EtcdError as exc:
+                return exc.message if exc in _OWN_REASONS else errors.PERMISSION_DENIED.message
+            return None
+
+        stream = _WatchStream(self._s, permit)
         reader = asyncio.get_running_loop().create_task(stream.read(request_iterator))
         ticker = asyncio.get_running_loop().create_task(stream.progress_loop())
         try:
@@ -67,8 +84,9 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
 class _WatchStream:
     """The watchers of one stream and the queue of what to send."""
 
-    def __init__(self, server: EtcdServer) -> None:
+    def __init__(self, server: EtcdServer, permit: Permit | None = None) -> None:
         self._s = server
+        self._permit = permit
         self.out: asyncio.Queue[rpc_pb2.WatchResponse | None] = asyncio.Queue()
         self._watchers: dict[int, Watcher] = {}
         self._next_id = 0
@@ -168,6 +186,18 @@ class _WatchStream:
         async for req in requests:
             kind = req.WhichOneof("request_union")
             if kind == "create_request":
+                refused = await self._permit(req.create_request) if self._permit else None
+                if refused is not None:
+                    self.out.put_nowait(
+                        rpc_pb2.WatchResponse(
+                            header=self._s.header(),
+                            watch_id=-1,
+                            created=True,
+                            canceled=True,
+                            cancel_reason=refused,
+                        )
+                    )
+                    continue
                 self.create(req.create_request)
             elif kind == "cancel_request":
                 self.cancel(req.cancel_request.watch_id)

@@ -122,3 +122,20 @@ def test_a_port_in_use_fails_at_start_naming_the_flag(tmp_path: Path) -> None:
         )  # fmt: skip
     assert result.returncode == 1
     assert f"--listen-client-urls: cannot listen on http://127.0.0.1:{port}" in result.stderr
+
+
+def test_auth_flags() -> None:
+    cfg = _config([])
+    assert (cfg.auth_token, cfg.auth_token_ttl_s, cfg.bcrypt_cost) == ("simple", 300, 10)
+    cfg = _config(["--bcrypt-cost", "4", "--auth-token-ttl", "30"], {"KVSTORE_AUTH_TOKEN": ""})
+    assert (cfg.auth_token, cfg.auth_token_ttl_s, cfg.bcrypt_cost) == ("simple", 30, 4)
+    for argv, flag in [
+        (["--bcrypt-cost", "3"], "--bcrypt-cost"),
+        (["--bcrypt-cost", "32"], "--bcrypt-cost"),
+        (["--auth-token-ttl", "0"], "--auth-token-ttl"),
+        (["--auth-token", "jwt,sign-method=RS256,pub-key=/no/such/file"], "--auth-token"),
+        (["--auth-token", "opaque"], "--auth-token"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            _config(argv)
+        assert str(info.value).startswith(flag)

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kvstore.api.gen.authpb import auth_pb2
+from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.client import ClientError, SyncClient
 from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster, next_host
 from tests.kvstore.server.conftest import running
@@ -178,3 +180,42 @@ def test_cli_tls_flags_are_checked(tls_cluster: tuple[LocalCluster, Pki]) -> Non
     # Server-authenticated TLS without a client certificate is refused by client-cert auth.
     no_client_cert = kvstore_cli("get", "k", *endpoint, "--cacert", str(pki.ca))
     assert no_client_cert.returncode == 1
+
+
+def test_certificate_common_name_is_the_user_once_auth_is_on(
+    tls_cluster: tuple[LocalCluster, Pki],
+) -> None:
+    """With --client-cert-auth, a verified certificate's CN ("kvstore member") names the
+    user when no token comes; a token still wins. Runs last: it turns auth off again."""
+    cluster, pki = tls_cluster
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=pki.ca.read_bytes(),
+        private_key=pki.key.read_bytes(),
+        certificate_chain=pki.cert.read_bytes(),
+    )
+    with grpc.secure_channel(cluster.endpoints[1], creds) as channel:
+        auth, kv = rpc_pb2_grpc.AuthStub(channel), rpc_pb2_grpc.KVStub(channel)
+        auth.UserAdd(rpc_pb2.AuthUserAddRequest(name="root", password="pw"), timeout=10)
+        auth.UserGrantRole(rpc_pb2.AuthUserGrantRoleRequest(user="root", role="root"))
+        member = rpc_pb2.AuthUserAddRequest(name="kvstore member")
+        member.options.no_password = True
+        auth.UserAdd(member)
+        auth.RoleAdd(rpc_pb2.AuthRoleAddRequest(name="cn"))
+        perm = auth_pb2.Permission(permType=auth_pb2.Permission.READWRITE, key=b"cn/")
+        perm.range_end = b"cn0"
+        auth.RoleGrantPermission(rpc_pb2.AuthRoleGrantPermissionRequest(name="cn", perm=perm))
+        auth.UserGrantRole(rpc_pb2.AuthUserGrantRoleRequest(user="kvstore member", role="cn"))
+        auth.AuthEnable(rpc_pb2.AuthEnableRequest(), timeout=10)
+        kv.Put(rpc_pb2.PutRequest(key=b"cn/x", value=b"1"), timeout=10)
+        with pytest.raises(grpc.RpcError) as info:
+            kv.Put(rpc_pb2.PutRequest(key=b"elsewhere", value=b"1"), timeout=10)
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as info:
+            auth.AuthDisable(rpc_pb2.AuthDisableRequest(), timeout=10)  # not root
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        token = auth.Authenticate(rpc_pb2.AuthenticateRequest(name="root", password="pw")).token
+        root = (("token", token),)
+        kv.Put(rpc_pb2.PutRequest(key=b"elsewhere", value=b"1"), metadata=root, timeout=10)
+        auth.AuthDisable(rpc_pb2.AuthDisableRequest(), metadata=root, timeout=10)
+    with cluster.client() as c:
+        assert c.get(b"elsewhere").kvs[0].value == b"1"

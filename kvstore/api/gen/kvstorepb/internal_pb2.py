@@ -22,42 +22,49 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from kvstore.api.gen.authpb import auth_pb2 as authpb_dot_auth__pb2
 from kvstore.api.gen.etcdserverpb import rpc_pb2 as etcdserverpb_dot_rpc__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kvstorepb/internal.proto\x12\tkvstorepb\x1a\x16\x65tcdserverpb/rpc.proto\"b\n\nMemberInfo\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tpeer_urls\x18\x03 \x03(\t\x12\x13\n\x0b\x63lient_urls\x18\x04 \x03(\t\x12\x12\n\nis_learner\x18\x05 \x01(\x08\"N\n\x11\x43onfChangeContext\x12%\n\x06member\x18\x01 \x01(\x0b\x32\x15.kvstorepb.MemberInfo\x12\x12\n\nrequest_id\x18\x02 \x01(\x04\"A\n\x10MemberAttributes\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x63lient_urls\x18\x03 \x03(\t\"\xf3\x03\n\x08LeaderOp\x12?\n\x10lease_keep_alive\x18\x01 \x01(\x0b\x32#.etcdserverpb.LeaseKeepAliveRequestH\x00\x12\x42\n\x12lease_time_to_live\x18\x02 \x01(\x0b\x32$.etcdserverpb.LeaseTimeToLiveRequestH\x00\x12\x34\n\nmember_add\x18\x03 \x01(\x0b\x32\x1e.etcdserverpb.MemberAddRequestH\x00\x12:\n\rmember_remove\x18\x04 \x01(\x0b\x32!.etcdserverpb.MemberRemoveRequestH\x00\x12<\n\x0emember_promote\x18\x05 \x01(\x0b\x32\".etcdserverpb.MemberPromoteRequestH\x00\x12:\n\rmember_update\x18\x06 \x01(\x0b\x32!.etcdserverpb.MemberUpdateRequestH\x00\x12\x36\n\x0bmove_leader\x18\x07 \x01(\x0b\x32\x1f.etcdserverpb.MoveLeaderRequestH\x00\x12\x38\n\x0clease_leases\x18\x08 \x01(\x0b\x32 .etcdserverpb.LeaseLeasesRequestH\x00\x42\x04\n\x02op\"\xd7\x04\n\x0fInternalRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x13\n\x0btraceparent\x18\x02 \x01(\t\x12\'\n\x03put\x18\n \x01(\x0b\x32\x18.etcdserverpb.PutRequestH\x00\x12\x38\n\x0c\x64\x65lete_range\x18\x0b \x01(\x0b\x32 .etcdserverpb.DeleteRangeRequestH\x00\x12\'\n\x03txn\x18\x0c \x01(\x0b\x32\x18.etcdserverpb.TxnRequestH\x00\x12\x35\n\ncompaction\x18\r \x01(\x0b\x32\x1f.etcdserverpb.CompactionRequestH\x00\x12\x36\n\x0blease_grant\x18\x0e \x01(\x0b\x32\x1f.etcdserverpb.LeaseGrantRequestH\x00\x12\x38\n\x0clease_revoke\x18\x0f \x01(\x0b\x32 .etcdserverpb.LeaseRevokeRequestH\x00\x12@\n\x10lease_checkpoint\x18\x10 \x01(\x0b\x32$.etcdserverpb.LeaseCheckpointRequestH\x00\x12+\n\x05\x61larm\x18\x11 \x01(\x0b\x32\x1a.etcdserverpb.AlarmRequestH\x00\x12\x38\n\x11member_attributes\x18\x12 \x01(\x0b\x32\x1b.kvstorepb.MemberAttributesH\x00\x12:\n\rmember_update\x18\x13 \x01(\x0b\x32!.etcdserverpb.MemberUpdateRequestH\x00\x42\t\n\x07request\"=\n\x0bLeaseRecord\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0b\n\x03ttl\x18\x02 \x01(\x03\x12\x15\n\rremaining_ttl\x18\x03 \x01(\x03\"\xaf\x01\n\x0bServerState\x12\x0c\n\x04mvcc\x18\x01 \x01(\x0c\x12&\n\x07members\x18\x02 \x03(\x0b\x32\x15.kvstorepb.MemberInfo\x12&\n\x06leases\x18\x03 \x03(\x0b\x32\x16.kvstorepb.LeaseRecord\x12)\n\x06\x61larms\x18\x04 \x03(\x0b\x32\x19.etcdserverpb.AlarmMember\x12\x17\n\x0fremoved_members\x18\x05 \x03(\x04\"\x1f\n\x0bStepRequest\x12\x10\n\x08messages\x18\x01 \x03(\x0c\"\x0e\n\x0cStepResponse\"r\n\x0e\x46orwardRequest\x12.\n\x08proposal\x18\x01 \x01(\x0b\x32\x1a.kvstorepb.InternalRequestH\x00\x12(\n\tleader_op\x18\x02 \x01(\x0b\x32\x13.kvstorepb.LeaderOpH\x00\x42\x06\n\x04\x62ody\"#\n\x0f\x46orwardResponse\x12\x10\n\x08response\x18\x01 \x01(\x0c\"\x10\n\x0eMembersRequest\"M\n\x0fMembersResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12&\n\x07members\x18\x02 \x03(\x0b\x32\x15.kvstorepb.MemberInfo2\x84\x02\n\x04Peer\x12\x37\n\x04Step\x12\x16.kvstorepb.StepRequest\x1a\x17.kvstorepb.StepResponse\x12?\n\nStepStream\x12\x16.kvstorepb.StepRequest\x1a\x17.kvstorepb.StepResponse(\x01\x12@\n\x07\x46orward\x12\x19.kvstorepb.ForwardRequest\x1a\x1a.kvstorepb.ForwardResponse\x12@\n\x07Members\x12\x19.kvstorepb.MembersRequest\x1a\x1a.kvstorepb.MembersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kvstorepb/internal.proto\x12\tkvstorepb\x1a\x11\x61uthpb/auth.proto\x1a\x16\x65tcdserverpb/rpc.proto\"b\n\nMemberInfo\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tpeer_urls\x18\x03 \x03(\t\x12\x13\n\x0b\x63lient_urls\x18\x04 \x03(\t\x12\x12\n\nis_learner\x18\x05 \x01(\x08\"N\n\x11\x43onfChangeContext\x12%\n\x06member\x18\x01 \x01(\x0b\x32\x15.kvstorepb.MemberInfo\x12\x12\n\nrequest_id\x18\x02 \x01(\x04\"A\n\x10MemberAttributes\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x63lient_urls\x18\x03 \x03(\t\"\xf3\x03\n\x08LeaderOp\x12?\n\x10lease_keep_alive\x18\x01 \x01(\x0b\x32#.etcdserverpb.LeaseKeepAliveRequestH\x00\x12\x42\n\x12lease_time_to_live\x18\x02 \x01(\x0b\x32$.etcdserverpb.LeaseTimeToLiveRequestH\x00\x12\x34\n\nmember_add\x18\x03 \x01(\x0b\x32\x1e.etcdserverpb.MemberAddRequestH\x00\x12:\n\rmember_remove\x18\x04 \x01(\x0b\x32!.etcdserverpb.MemberRemoveRequestH\x00\x12<\n\x0emember_promote\x18\x05 \x01(\x0b\x32\".etcdserverpb.MemberPromoteRequestH\x00\x12:\n\rmember_update\x18\x06 \x01(\x0b\x32!.etcdserverpb.MemberUpdateRequestH\x00\x12\x36\n\x0bmove_leader\x18\x07 \x01(\x0b\x32\x1f.etcdserverpb.MoveLeaderRequestH\x00\x12\x38\n\x0clease_leases\x18\x08 \x01(\x0b\x32 .etcdserverpb.LeaseLeasesRequestH\x00\x42\x04\n\x02op\"6\n\x0bRequestAuth\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x15\n\rauth_revision\x18\x02 \x01(\x04\":\n\x14InternalAuthenticate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0csimple_token\x18\x02 \x01(\t\"\xae\x0b\n\x0fInternalRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x13\n\x0btraceparent\x18\x02 \x01(\t\x12$\n\x04\x61uth\x18\x03 \x01(\x0b\x32\x16.kvstorepb.RequestAuth\x12\'\n\x03put\x18\n \x01(\x0b\x32\x18.etcdserverpb.PutRequestH\x00\x12\x38\n\x0c\x64\x65lete_range\x18\x0b \x01(\x0b\x32 .etcdserverpb.DeleteRangeRequestH\x00\x12\'\n\x03txn\x18\x0c \x01(\x0b\x32\x18.etcdserverpb.TxnRequestH\x00\x12\x35\n\ncompaction\x18\r \x01(\x0b\x32\x1f.etcdserverpb.CompactionRequestH\x00\x12\x36\n\x0blease_grant\x18\x0e \x01(\x0b\x32\x1f.etcdserverpb.LeaseGrantRequestH\x00\x12\x38\n\x0clease_revoke\x18\x0f \x01(\x0b\x32 .etcdserverpb.LeaseRevokeRequestH\x00\x12@\n\x10lease_checkpoint\x18\x10 \x01(\x0b\x32$.etcdserverpb.LeaseCheckpointRequestH\x00\x12+\n\x05\x61larm\x18\x11 \x01(\x0b\x32\x1a.etcdserverpb.AlarmRequestH\x00\x12\x38\n\x11member_attributes\x18\x12 \x01(\x0b\x32\x1b.kvstorepb.MemberAttributesH\x00\x12:\n\rmember_update\x18\x13 \x01(\x0b\x32!.etcdserverpb.MemberUpdateRequestH\x00\x12\x36\n\x0b\x61uth_enable\x18\x14 \x01(\x0b\x32\x1f.etcdserverpb.AuthEnableRequestH\x00\x12\x38\n\x0c\x61uth_disable\x18\x15 \x01(\x0b\x32 .etcdserverpb.AuthDisableRequestH\x00\x12\x37\n\x0c\x61uthenticate\x18\x16 \x01(\x0b\x32\x1f.kvstorepb.InternalAuthenticateH\x00\x12\x39\n\rauth_user_add\x18\x17 \x01(\x0b\x32 .etcdserverpb.AuthUserAddRequestH\x00\x12?\n\x10\x61uth_user_delete\x18\x18 \x01(\x0b\x32#.etcdserverpb.AuthUserDeleteRequestH\x00\x12P\n\x19\x61uth_user_change_password\x18\x19 \x01(\x0b\x32+.etcdserverpb.AuthUserChangePasswordRequestH\x00\x12\x46\n\x14\x61uth_user_grant_role\x18\x1a \x01(\x0b\x32&.etcdserverpb.AuthUserGrantRoleRequestH\x00\x12H\n\x15\x61uth_user_revoke_role\x18\x1b \x01(\x0b\x32\'.etcdserverpb.AuthUserRevokeRoleRequestH\x00\x12\x39\n\rauth_role_add\x18\x1c \x01(\x0b\x32 .etcdserverpb.AuthRoleAddRequestH\x00\x12?\n\x10\x61uth_role_delete\x18\x1d \x01(\x0b\x32#.etcdserverpb.AuthRoleDeleteRequestH\x00\x12R\n\x1a\x61uth_role_grant_permission\x18\x1e \x01(\x0b\x32,.etcdserverpb.AuthRoleGrantPermissionRequestH\x00\x12T\n\x1b\x61uth_role_revoke_permission\x18\x1f \x01(\x0b\x32-.etcdserverpb.AuthRoleRevokePermissionRequestH\x00\x42\t\n\x07request\"=\n\x0bLeaseRecord\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0b\n\x03ttl\x18\x02 \x01(\x03\x12\x15\n\rremaining_ttl\x18\x03 \x01(\x03\"\xd3\x01\n\x0bServerState\x12\x0c\n\x04mvcc\x18\x01 \x01(\x0c\x12&\n\x07members\x18\x02 \x03(\x0b\x32\x15.kvstorepb.MemberInfo\x12&\n\x06leases\x18\x03 \x03(\x0b\x32\x16.kvstorepb.LeaseRecord\x12)\n\x06\x61larms\x18\x04 \x03(\x0b\x32\x19.etcdserverpb.AlarmMember\x12\x17\n\x0fremoved_members\x18\x05 \x03(\x04\x12\"\n\x04\x61uth\x18\x06 \x01(\x0b\x32\x14.kvstorepb.AuthState\"h\n\tAuthState\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\x1b\n\x05users\x18\x03 \x03(\x0b\x32\x0c.authpb.User\x12\x1b\n\x05roles\x18\x04 \x03(\x0b\x32\x0c.authpb.Role\"\x1f\n\x0bStepRequest\x12\x10\n\x08messages\x18\x01 \x03(\x0c\"\x0e\n\x0cStepResponse\"r\n\x0e\x46orwardRequest\x12.\n\x08proposal\x18\x01 \x01(\x0b\x32\x1a.kvstorepb.InternalRequestH\x00\x12(\n\tleader_op\x18\x02 \x01(\x0b\x32\x13.kvstorepb.LeaderOpH\x00\x42\x06\n\x04\x62ody\"#\n\x0f\x46orwardResponse\x12\x10\n\x08response\x18\x01 \x01(\x0c\"\x10\n\x0eMembersRequest\"M\n\x0fMembersResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12&\n\x07members\x18\x02 \x03(\x0b\x32\x15.kvstorepb.MemberInfo2\x84\x02\n\x04Peer\x12\x37\n\x04Step\x12\x16.kvstorepb.StepRequest\x1a\x17.kvstorepb.StepResponse\x12?\n\nStepStream\x12\x16.kvstorepb.StepRequest\x1a\x17.kvstorepb.StepResponse(\x01\x12@\n\x07\x46orward\x12\x19.kvstorepb.ForwardRequest\x1a\x1a.kvstorepb.ForwardResponse\x12@\n\x07Members\x12\x19.kvstorepb.MembersRequest\x1a\x1a.kvstorepb.MembersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kvstorepb.internal_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MEMBERINFO']._serialized_start=63
-  _globals['_MEMBERINFO']._serialized_end=161
-  _globals['_CONFCHANGECONTEXT']._serialized_start=163
-  _globals['_CONFCHANGECONTEXT']._serialized_end=241
-  _globals['_MEMBERATTRIBUTES']._serialized_start=243
-  _globals['_MEMBERATTRIBUTES']._serialized_end=308
-  _globals['_LEADEROP']._serialized_start=311
-  _globals['_LEADEROP']._serialized_end=810
-  _globals['_INTERNALREQUEST']._serialized_start=813
-  _globals['_INTERNALREQUEST']._serialized_end=1412
-  _globals['_LEASERECORD']._serialized_start=1414
-  _globals['_LEASERECORD']._serialized_end=1475
-  _globals['_SERVERSTATE']._serialized_start=1478
-  _globals['_SERVERSTATE']._serialized_end=1653
-  _globals['_STEPREQUEST']._serialized_start=1655
-  _globals['_STEPREQUEST']._serialized_end=1686
-  _globals['_STEPRESPONSE']._serialized_start=1688
-  _globals['_STEPRESPONSE']._serialized_end=1702
-  _globals['_FORWARDREQUEST']._serialized_start=1704
-  _globals['_FORWARDREQUEST']._serialized_end=1818
-  _globals['_FORWARDRESPONSE']._serialized_start=1820
-  _globals['_FORWARDRESPONSE']._serialized_end=1855
-  _globals['_MEMBERSREQUEST']._serialized_start=1857
-  _globals['_MEMBERSREQUEST']._serialized_end=1873
-  _globals['_MEMBERSRESPONSE']._serialized_start=1875
-  _globals['_MEMBERSRESPONSE']._serialized_end=1952
-  _globals['_PEER']._serialized_start=1955
-  _globals['_PEER']._serialized_end=2215
+  _globals['_MEMBERINFO']._serialized_start=82
+  _globals['_MEMBERINFO']._serialized_end=180
+  _globals['_CONFCHANGECONTEXT']._serialized_start=182
+  _globals['_CONFCHANGECONTEXT']._serialized_end=260
+  _globals['_MEMBERATTRIBUTES']._serialized_start=262
+  _globals['_MEMBERATTRIBUTES']._serialized_end=327
+  _globals['_LEADEROP']._serialized_start=330
+  _globals['_LEADEROP']._serialized_end=829
+  _globals['_REQUESTAUTH']._serialized_start=831
+  _globals['_REQUESTAUTH']._serialized_end=885
+  _globals['_INTERNALAUTHENTICATE']._serialized_start=887
+  _globals['_INTERNALAUTHENTICATE']._serialized_end=945
+  _globals['_INTERNALREQUEST']._serialized_start=948
+  _globals['_INTERNALREQUEST']._serialized_end=2402
+  _globals['_LEASERECORD']._serialized_start=2404
+  _globals['_LEASERECORD']._serialized_end=2465
+  _globals['_SERVERSTATE']._serialized_start=2468
+  _globals['_SERVERSTATE']._serialized_end=2679
+  _globals['_AUTHSTATE']._serialized_start=2681
+  _globals['_AUTHSTATE']._serialized_end=2785
+  _globals['_STEPREQUEST']._serialized_start=2787
+  _globals['_STEPREQUEST']._serialized_end=2818
+  _globals['_STEPRESPONSE']._serialized_start=2820
+  _globals['_STEPRESPONSE']._serialized_end=2834
+  _globals['_FORWARDREQUEST']._serialized_start=2836
+  _globals['_FORWARDREQUEST']._serialized_end=2950
+  _globals['_FORWARDRESPONSE']._serialized_start=2952
+  _globals['_FORWARDRESPONSE']._serialized_end=2987
+  _globals['_MEMBERSREQUEST']._serialized_start=2989
+  _globals['_MEMBERSREQUEST']._serialized_end=3005
+  _globals['_MEMBERSRESPONSE']._serialized_start=3007
+  _globals['_MEMBERSRESPONSE']._serialized_end=3084
+  _globals['_PEER']._serialized_start=3087
+  _globals['_PEER']._serialized_end=3347
 # @@protoc_insertion_point(module_scope)

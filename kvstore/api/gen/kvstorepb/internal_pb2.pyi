@@ -6,6 +6,7 @@ beyond the MVCC store, and the peer service members use to talk to each other.
 None of this is part of the etcd client API.
 """
 
+from kvstore.api.gen.authpb import auth_pb2 as _auth_pb2
 from collections import abc as _abc
 from kvstore.api.gen.etcdserverpb import rpc_pb2 as _rpc_pb2
 from google.protobuf import descriptor as _descriptor
@@ -168,6 +169,61 @@ class LeaderOp(_message.Message):
 Global___LeaderOp: _TypeAlias = LeaderOp  # noqa: Y015
 
 @_typing.final
+class RequestAuth(_message.Message):
+    """Who proposed a request, checked against the auth state when it is applied (etcd's
+    RequestHeader.username and auth_revision).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAME_FIELD_NUMBER: _builtins.int
+    AUTH_REVISION_FIELD_NUMBER: _builtins.int
+    username: _builtins.str
+    auth_revision: _builtins.int
+    """The auth revision the credentials were checked at; an older one than the applied
+    state's is refused ("revision of auth store is old").
+    """
+    def __init__(
+        self,
+        *,
+        username: _builtins.str = ...,
+        auth_revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_revision", b"auth_revision", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestAuth: _TypeAlias = RequestAuth  # noqa: Y015
+
+@_typing.final
+class InternalAuthenticate(_message.Message):
+    """Authenticate, once the proposing member has checked the password: every member
+    records the token "<simple_token>.<entry index>" (etcd's InternalAuthenticateRequest).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SIMPLE_TOKEN_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    simple_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        simple_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "simple_token", b"simple_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InternalAuthenticate: _TypeAlias = InternalAuthenticate  # noqa: Y015
+
+@_typing.final
 class InternalRequest(_message.Message):
     """One replicated command: the data of a NORMAL Raft entry."""
 
@@ -175,6 +231,7 @@ class InternalRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     TRACEPARENT_FIELD_NUMBER: _builtins.int
+    AUTH_FIELD_NUMBER: _builtins.int
     PUT_FIELD_NUMBER: _builtins.int
     DELETE_RANGE_FIELD_NUMBER: _builtins.int
     TXN_FIELD_NUMBER: _builtins.int
@@ -185,10 +242,26 @@ class InternalRequest(_message.Message):
     ALARM_FIELD_NUMBER: _builtins.int
     MEMBER_ATTRIBUTES_FIELD_NUMBER: _builtins.int
     MEMBER_UPDATE_FIELD_NUMBER: _builtins.int
+    AUTH_ENABLE_FIELD_NUMBER: _builtins.int
+    AUTH_DISABLE_FIELD_NUMBER: _builtins.int
+    AUTHENTICATE_FIELD_NUMBER: _builtins.int
+    AUTH_USER_ADD_FIELD_NUMBER: _builtins.int
+    AUTH_USER_DELETE_FIELD_NUMBER: _builtins.int
+    AUTH_USER_CHANGE_PASSWORD_FIELD_NUMBER: _builtins.int
+    AUTH_USER_GRANT_ROLE_FIELD_NUMBER: _builtins.int
+    AUTH_USER_REVOKE_ROLE_FIELD_NUMBER: _builtins.int
+    AUTH_ROLE_ADD_FIELD_NUMBER: _builtins.int
+    AUTH_ROLE_DELETE_FIELD_NUMBER: _builtins.int
+    AUTH_ROLE_GRANT_PERMISSION_FIELD_NUMBER: _builtins.int
+    AUTH_ROLE_REVOKE_PERMISSION_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Unique per proposing member; the proposer matches the applied result to its waiter."""
     traceparent: _builtins.str
     """W3C trace context of the request, so apply spans on every member join its trace."""
+    @_builtins.property
+    def auth(self) -> Global___RequestAuth:
+        """The sender when auth is enabled; absent otherwise."""
+
     @_builtins.property
     def put(self) -> _rpc_pb2.PutRequest: ...
     @_builtins.property
@@ -209,11 +282,38 @@ class InternalRequest(_message.Message):
     def member_attributes(self) -> Global___MemberAttributes: ...
     @_builtins.property
     def member_update(self) -> _rpc_pb2.MemberUpdateRequest: ...
+    @_builtins.property
+    def auth_enable(self) -> _rpc_pb2.AuthEnableRequest: ...
+    @_builtins.property
+    def auth_disable(self) -> _rpc_pb2.AuthDisableRequest: ...
+    @_builtins.property
+    def authenticate(self) -> Global___InternalAuthenticate: ...
+    @_builtins.property
+    def auth_user_add(self) -> _rpc_pb2.AuthUserAddRequest:
+        """Passwords travel only as bcrypt hashes (hashedPassword, base64), never in clear."""
+
+    @_builtins.property
+    def auth_user_delete(self) -> _rpc_pb2.AuthUserDeleteRequest: ...
+    @_builtins.property
+    def auth_user_change_password(self) -> _rpc_pb2.AuthUserChangePasswordRequest: ...
+    @_builtins.property
+    def auth_user_grant_role(self) -> _rpc_pb2.AuthUserGrantRoleRequest: ...
+    @_builtins.property
+    def auth_user_revoke_role(self) -> _rpc_pb2.AuthUserRevokeRoleRequest: ...
+    @_builtins.property
+    def auth_role_add(self) -> _rpc_pb2.AuthRoleAddRequest: ...
+    @_builtins.property
+    def auth_role_delete(self) -> _rpc_pb2.AuthRoleDeleteRequest: ...
+    @_builtins.property
+    def auth_role_grant_permission(self) -> _rpc_pb2.AuthRoleGrantPermissionRequest: ...
+    @_builtins.property
+    def auth_role_revoke_permission(self) -> _rpc_pb2.AuthRoleRevokePermissionRequest: ...
     def __init__(
         self,
         *,
         id: _builtins.int = ...,
         traceparent: _builtins.str = ...,
+        auth: Global___RequestAuth | None = ...,
         put: _rpc_pb2.PutRequest | None = ...,
         delete_range: _rpc_pb2.DeleteRangeRequest | None = ...,
         txn: _rpc_pb2.TxnRequest | None = ...,
@@ -224,12 +324,24 @@ class InternalRequest(_message.Message):
         alarm: _rpc_pb2.AlarmRequest | None = ...,
         member_attributes: Global___MemberAttributes | None = ...,
         member_update: _rpc_pb2.MemberUpdateRequest | None = ...,
+        auth_enable: _rpc_pb2.AuthEnableRequest | None = ...,
+        auth_disable: _rpc_pb2.AuthDisableRequest | None = ...,
+        authenticate: Global___InternalAuthenticate | None = ...,
+        auth_user_add: _rpc_pb2.AuthUserAddRequest | None = ...,
+        auth_user_delete: _rpc_pb2.AuthUserDeleteRequest | None = ...,
+        auth_user_change_password: _rpc_pb2.AuthUserChangePasswordRequest | None = ...,
+        auth_user_grant_role: _rpc_pb2.AuthUserGrantRoleRequest | None = ...,
+        auth_user_revoke_role: _rpc_pb2.AuthUserRevokeRoleRequest | None = ...,
+        auth_role_add: _rpc_pb2.AuthRoleAddRequest | None = ...,
+        auth_role_delete: _rpc_pb2.AuthRoleDeleteRequest | None = ...,
+        auth_role_grant_permission: _rpc_pb2.AuthRoleGrantPermissionRequest | None = ...,
+        auth_role_revoke_permission: _rpc_pb2.AuthRoleRevokePermissionRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "compaction", b"compaction", "delete_range", b"delete_range", "lease_checkpoint", b"lease_checkpoint", "lease_grant", b"lease_grant", "lease_revoke", b"lease_revoke", "member_attributes", b"member_attributes", "member_update", b"member_update", "put", b"put", "request", b"request", "txn", b"txn"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "auth", b"auth", "auth_disable", b"auth_disable", "auth_enable", b"auth_enable", "auth_role_add", b"auth_role_add", "auth_role_delete", b"auth_role_delete", "auth_role_grant_permission", b"auth_role_grant_permission", "auth_role_revoke_permission", b"auth_role_revoke_permission", "auth_user_add", b"auth_user_add", "auth_user_change_password", b"auth_user_change_password", "auth_user_delete", b"auth_user_delete", "auth_user_grant_role", b"auth_user_grant_role", "auth_user_revoke_role", b"auth_user_revoke_role", "authenticate", b"authenticate", "compaction", b"compaction", "delete_range", b"delete_range", "lease_checkpoint", b"lease_checkpoint", "lease_grant", b"lease_grant", "lease_revoke", b"lease_revoke", "member_attributes", b"member_attributes", "member_update", b"member_update", "put", b"put", "request", b"request", "txn", b"txn"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "compaction", b"compaction", "delete_range", b"delete_range", "id", b"id", "lease_checkpoint", b"lease_checkpoint", "lease_grant", b"lease_grant", "lease_revoke", b"lease_revoke", "member_attributes", b"member_attributes", "member_update", b"member_update", "put", b"put", "request", b"request", "traceparent", b"traceparent", "txn", b"txn"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "auth", b"auth", "auth_disable", b"auth_disable", "auth_enable", b"auth_enable", "auth_role_add", b"auth_role_add", "auth_role_delete", b"auth_role_delete", "auth_role_grant_permission", b"auth_role_grant_permission", "auth_role_revoke_permission", b"auth_role_revoke_permission", "auth_user_add", b"auth_user_add", "auth_user_change_password", b"auth_user_change_password", "auth_user_delete", b"auth_user_delete", "auth_user_grant_role", b"auth_user_grant_role", "auth_user_revoke_role", b"auth_user_revoke_role", "authenticate", b"authenticate", "compaction", b"compaction", "delete_range", b"delete_range", "id", b"id", "lease_checkpoint", b"lease_checkpoint", "lease_grant", b"lease_grant", "lease_revoke", b"lease_revoke", "member_attributes", b"member_attributes", "member_update", b"member_update", "put", b"put", "request", b"request", "traceparent", b"traceparent", "txn", b"txn"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["put", "delete_range", "txn", "compaction", "lease_grant", "lease_revoke", "lease_checkpoint", "alarm", "member_attributes", "member_update"]  # noqa: Y015
+    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["put", "delete_range", "txn", "compaction", "lease_grant", "lease_revoke", "lease_checkpoint", "alarm", "member_attributes", "member_update", "auth_enable", "auth_disable", "authenticate", "auth_user_add", "auth_user_delete", "auth_user_change_password", "auth_user_grant_role", "auth_user_revoke_role", "auth_role_add", "auth_role_delete", "auth_role_grant_permission", "auth_role_revoke_permission"]  # noqa: Y015
     _WhichOneofArgType_request: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_request) -> _WhichOneofReturnType_request | None: ...
 
@@ -274,6 +386,7 @@ class ServerState(_message.Message):
     LEASES_FIELD_NUMBER: _builtins.int
     ALARMS_FIELD_NUMBER: _builtins.int
     REMOVED_MEMBERS_FIELD_NUMBER: _builtins.int
+    AUTH_FIELD_NUMBER: _builtins.int
     mvcc: _builtins.bytes
     @_builtins.property
     def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemberInfo]: ...
@@ -283,6 +396,8 @@ class ServerState(_message.Message):
     def alarms(self) -> _containers.RepeatedCompositeFieldContainer[_rpc_pb2.AlarmMember]: ...
     @_builtins.property
     def removed_members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def auth(self) -> Global___AuthState: ...
     def __init__(
         self,
         *,
@@ -291,14 +406,47 @@ class ServerState(_message.Message):
         leases: _abc.Iterable[Global___LeaseRecord] | None = ...,
         alarms: _abc.Iterable[_rpc_pb2.AlarmMember] | None = ...,
         removed_members: _abc.Iterable[_builtins.int] | None = ...,
+        auth: Global___AuthState | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["auth", b"auth"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarms", b"alarms", "leases", b"leases", "members", b"members", "mvcc", b"mvcc", "removed_members", b"removed_members"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarms", b"alarms", "auth", b"auth", "leases", b"leases", "members", b"members", "mvcc", b"mvcc", "removed_members", b"removed_members"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ServerState: _TypeAlias = ServerState  # noqa: Y015
+
+@_typing.final
+class AuthState(_message.Message):
+    """Users, roles, the enabled flag and the revision of the auth store."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    USERS_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    revision: _builtins.int
+    @_builtins.property
+    def users(self) -> _containers.RepeatedCompositeFieldContainer[_auth_pb2.User]: ...
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedCompositeFieldContainer[_auth_pb2.Role]: ...
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+        revision: _builtins.int = ...,
+        users: _abc.Iterable[_auth_pb2.User] | None = ...,
+        roles: _abc.Iterable[_auth_pb2.Role] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "revision", b"revision", "roles", b"roles", "users", b"users"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthState: _TypeAlias = AuthState  # noqa: Y015
 
 @_typing.final
 class StepRequest(_message.Message):
