@@ -144,20 +144,22 @@ def delete_response(r: m.DeleteRangeResponse) -> rpc_pb2.DeleteRangeResponse:
 
 
 def txn_response(r: m.TxnResponse, header: rpc_pb2.ResponseHeader) -> rpc_pb2.TxnResponse:
-    """A Txn answer; every nested response carries the same header, as in etcd."""
+    """A Txn answer. Nested responses carry only the txn's revision in their header, as
+    in etcd (the member, cluster and term are the outer header's)."""
     pb = rpc_pb2.TxnResponse(succeeded=r.succeeded)
     pb.header.CopyFrom(header)
+    nested = rpc_pb2.ResponseHeader(revision=header.revision)
     for resp in r.responses:
         op = pb.responses.add()
         if isinstance(resp, m.RangeResponse):
             op.response_range.CopyFrom(range_response(resp))
-            op.response_range.header.CopyFrom(header)
+            op.response_range.header.CopyFrom(nested)
         elif isinstance(resp, m.PutResponse):
             op.response_put.CopyFrom(put_response(resp))
-            op.response_put.header.CopyFrom(header)
+            op.response_put.header.CopyFrom(nested)
         elif isinstance(resp, m.DeleteRangeResponse):
             op.response_delete_range.CopyFrom(delete_response(resp))
-            op.response_delete_range.header.CopyFrom(header)
+            op.response_delete_range.header.CopyFrom(nested)
         else:
-            op.response_txn.CopyFrom(txn_response(resp, header))
+            op.response_txn.CopyFrom(txn_response(resp, nested))
     return pb

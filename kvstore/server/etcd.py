@@ -32,10 +32,19 @@ from kvstore.server.statemachine import StateMachine, etcd_error, member_pb, unw
 from kvstore.server.transport import Transport
 from kvstore.server.version import ETCD_VERSION
 from kvstore.storage.errors import MvccError
+from kvstore.storage.fsutil import data_dir_bytes
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=PbMessage)
+C = TypeVar(
+    "C",
+    rpc_pb2.MemberListResponse,
+    rpc_pb2.MemberAddResponse,
+    rpc_pb2.MemberRemoveResponse,
+    rpc_pb2.MemberPromoteResponse,
+    rpc_pb2.MemberUpdateResponse,
+)
 
 FORWARD_ATTEMPTS = 3
 MAX_APPLY_GAP = 5000
@@ -466,11 +475,18 @@ class EtcdServer:
 
     # -- cluster ------------------------------------------------------------------------------
 
+    def _cluster_answer(self, resp: C) -> C:
+        """A Cluster API answer with this member's header, which there carries no
+        revision, as etcd's (membership is not part of the key space)."""
+        resp.header.CopyFrom(self.header())
+        resp.header.ClearField("revision")
+        return resp
+
     async def member_list(self, linearizable: bool) -> rpc_pb2.MemberListResponse:
         """The member table (after a ReadIndex if asked)."""
         if linearizable:
             await self.linearize()
-        return rpc_pb2.MemberListResponse(header=self.header(), members=self.sm.member_list())
+        return self._cluster_answer(rpc_pb2.MemberListResponse(members=self.sm.member_list()))
 
     async def member_add(self, req: rpc_pb2.MemberAddRequest) -> rpc_pb2.MemberAddResponse:
         """Add a member (or a learner) through a Raft configuration change."""
@@ -478,15 +494,17 @@ class EtcdServer:
         if not req.peerURLs:
             raise errors.MEMBER_BAD_URLS
         check_peer_urls(req.peerURLs)
-        return await self._on_leader(
-            internal_pb2.LeaderOp(member_add=req), rpc_pb2.MemberAddResponse
+        return self._cluster_answer(
+            await self._on_leader(internal_pb2.LeaderOp(member_add=req), rpc_pb2.MemberAddResponse)
         )
 
     async def member_remove(self, req: rpc_pb2.MemberRemoveRequest) -> rpc_pb2.MemberRemoveResponse:
         """Remove a member through a Raft configuration change."""
         self.check_admin()
-        return await self._on_leader(
-            internal_pb2.LeaderOp(member_remove=req), rpc_pb2.MemberRemoveResponse
+        return self._cluster_answer(
+            await self._on_leader(
+                internal_pb2.LeaderOp(member_remove=req), rpc_pb2.MemberRemoveResponse
+            )
         )
 
     async def member_promote(
@@ -494,15 +512,19 @@ class EtcdServer:
     ) -> rpc_pb2.MemberPromoteResponse:
         """Promote a learner that has caught up."""
         self.check_admin()
-        return await self._on_leader(
-            internal_pb2.LeaderOp(member_promote=req), rpc_pb2.MemberPromoteResponse
+        return self._cluster_answer(
+            await self._on_leader(
+                internal_pb2.LeaderOp(member_promote=req), rpc_pb2.MemberPromoteResponse
+            )
         )
 
     async def member_update(self, req: rpc_pb2.MemberUpdateRequest) -> rpc_pb2.MemberUpdateResponse:
         """Change a member's peer URLs."""
         self.check_admin()
-        return await self._on_leader(
-            internal_pb2.LeaderOp(member_update=req), rpc_pb2.MemberUpdateResponse
+        return self._cluster_answer(
+            await self._on_leader(
+                internal_pb2.LeaderOp(member_update=req), rpc_pb2.MemberUpdateResponse
+            )
         )
 
     # -- maintenance --------------------------------------------------------------------------
@@ -572,11 +594,14 @@ class EtcdServer:
             f"memberID:{m:x} alarm:{rpc_pb2.AlarmType.Name(rpc_pb2.AlarmType.ValueType(a))}"
             for m, a in sorted(self.sm.alarms)
         ]
+        # etcd's dbSize is its database file; here the state lives in the WAL and the
+        # snapshots, so their bytes on disk are the size, and the live data in it is in use.
+        disk = data_dir_bytes(self.config.data_dir)
         return rpc_pb2.StatusResponse(
             header=self.header(),
             version=ETCD_VERSION,
-            dbSize=self.sm.kv.db_size,
-            dbSizeInUse=self.sm.kv.db_size,
+            dbSize=disk,
+            dbSizeInUse=min(disk, self.sm.kv.db_size),
             dbSizeQuota=self.config.quota_backend_bytes,
             leader=st.leader,
             raftIndex=st.commit,
@@ -595,7 +620,8 @@ class EtcdServer:
         return rpc_pb2.HashKVResponse(
             header=self.header(),
             hash=value,
-            compact_revision=self.sm.kv.compact_revision,
+            # etcd answers -1 until the first compaction.
+            compact_revision=self.sm.kv.compact_revision or -1,
             hash_revision=rev,
         )
 

@@ -53,3 +53,16 @@ def write_file_atomically(path: Path, data: bytes) -> None:
         os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def data_dir_bytes(directory: Path) -> int:
+    """Bytes of the regular files under ``directory`` (0 if it is gone): what a member's
+    data takes on disk."""
+    total = 0
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:  # a segment or snapshot removed meanwhile
+                continue
+    return total
