@@ -15,6 +15,7 @@ import grpc
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.server import errors, snapshot_file, tracing
 from kvstore.server.etcd import EtcdServer
+from kvstore.server.etcd_snapshot import CLUSTER_VERSION, AuthState
 from kvstore.server.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -247,9 +248,16 @@ async def _value(value: T) -> T:
 class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     """etcdserverpb.Maintenance."""
 
-    def __init__(self, server: EtcdServer, observer: Observer) -> None:
+    def __init__(
+        self,
+        server: EtcdServer,
+        observer: Observer,
+        auth_state: Callable[[], AuthState] = AuthState,
+    ) -> None:
         self._s = server
         self._o = observer
+        self._auth_state = auth_state
+        """The authentication state a snapshot carries (none until the store has auth)."""
 
     async def Alarm(self, request: rpc_pb2.AlarmRequest, context: Ctx) -> rpc_pb2.AlarmResponse:
         """See :meth:`EtcdServer.alarm`."""
@@ -288,19 +296,32 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     async def Snapshot(
         self, request: rpc_pb2.SnapshotRequest, context: Ctx
     ) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
-        """Stream a consistent snapshot of the replicated state in chunks."""
+        """Stream a consistent snapshot as etcd does: its bbolt database in chunks
+        (``remaining_bytes`` counts the database), then the database's SHA-256 alone."""
         self._o.started("server_stream", _MAINT, "Snapshot")
-        data = snapshot_file.encode(self._s.sm.snapshot())
+        try:
+            exported = await snapshot_file.export(self._s.sm, self._auth_state())
+        except OSError as exc:
+            self._o.handled("server_stream", _MAINT, "Snapshot", grpc.StatusCode.INTERNAL)
+            await context.abort(grpc.StatusCode.INTERNAL, f"etcdserver: snapshot failed: {exc}")
+            raise AssertionError("unreachable") from exc
         header = self._s.header()
-        sent = 0
-        while True:
-            chunk = data[sent : sent + SNAPSHOT_CHUNK_BYTES]
-            sent += len(chunk)
-            yield rpc_pb2.SnapshotResponse(
-                header=header, remaining_bytes=len(data) - sent, blob=chunk, version="3.5.0"
-            )
-            if sent >= len(data):
-                break
+        with exported.file as f:
+            sent = 0
+            while sent < exported.size:
+                chunk = f.read(min(SNAPSHOT_CHUNK_BYTES, exported.size - sent))
+                if not chunk:
+                    break
+                sent += len(chunk)
+                yield rpc_pb2.SnapshotResponse(
+                    header=header,
+                    remaining_bytes=exported.size - sent,
+                    blob=chunk,
+                    version=CLUSTER_VERSION,
+                )
+        yield rpc_pb2.SnapshotResponse(
+            header=header, remaining_bytes=0, blob=exported.digest, version=CLUSTER_VERSION
+        )
         self._o.handled("server_stream", _MAINT, "Snapshot", grpc.StatusCode.OK)
 
     async def MoveLeader(
