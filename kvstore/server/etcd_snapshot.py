@@ -161,7 +161,8 @@ def decode_lease(data: bytes) -> tuple[int, int]:
             value = varint()
             fields[number] = value - (1 << 64) if value >= 1 << 63 else value
         elif wire == 2:
-            pos += varint()
+            length = varint()  # (not `pos += varint()`: that adds to the old pos)
+            pos += length
         elif wire in (1, 5):
             pos += 8 if wire == 1 else 4
         else:
