@@ -393,9 +393,10 @@ class Database:
 
     def check(self) -> list[str]:
         """Every consistency error (an empty list for a sound file): what ``bbolt check``
-        looks at, that each page below the high-water mark is used exactly once or free."""
+        looks at, that each page below the high-water mark is used exactly once or free.
+        A file that keeps no freelist (etcd opens bbolt so) has as free pages exactly
+        those nothing reaches: bbolt rebuilds its freelist so on open."""
         self._used = set()
-        errors: list[str] = []
         try:
             free = self.free_pages()
             for _, bucket in self.buckets():
@@ -403,15 +404,13 @@ class Database:
         except BboltError as exc:
             return [str(exc)]
         finally:
-            reached, self._used = self._used, None
-        overflow = 0
-        if self.meta.freelist != NO_FREELIST:
-            overflow = _HEADER.unpack_from(self._data, self.meta.freelist * self._ps)[3]
-            free_pages = set(range(self.meta.freelist, self.meta.freelist + overflow + 1))
-        else:
-            free_pages = set()
-        used = reached | {0, 1} | free_pages
-        errors.extend(f"page {p}: reachable and free" for p in sorted(used & free))
+            reached, self._used = self._used or set(), None
+        used = reached | {0, 1}
+        if self.meta.freelist == NO_FREELIST:
+            return []
+        overflow = _HEADER.unpack_from(self._data, self.meta.freelist * self._ps)[3]
+        used |= set(range(self.meta.freelist, self.meta.freelist + overflow + 1))
+        errors = [f"page {p}: reachable and free" for p in sorted(used & free)]
         errors.extend(
             f"page {p}: unreachable and not free"
             for p in range(self.meta.high_water)
