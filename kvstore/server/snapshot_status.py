@@ -13,31 +13,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import crc32c as _crc32c
+
 from kvstore.server.etcd_snapshot import KEY, EtcdSnapshotError, parse_revision_key
 from kvstore.server.snapshot_file import SnapshotFileError
 from kvstore.storage.bbolt import BboltError, Database
 
 
-def _table() -> list[int]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC32C = _table()
-
-
 def crc32c(data: bytes, crc: int = 0) -> int:
-    """CRC-32C of ``data``, continuing from ``crc`` (pure Python: about 10 MB/s)."""
-    table = _CRC32C
-    c = crc ^ 0xFFFFFFFF
-    for b in data:
-        c = table[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+    """CRC-32C of ``data``, continuing from ``crc`` (the crc32c package: hardware speed)."""
+    return int(_crc32c.crc32c(data, crc))
 
 
 @dataclass(frozen=True, slots=True)
