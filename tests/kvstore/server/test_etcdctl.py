@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
+from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.server import snapshot_file
 from kvstore.server.restore import load_store
 from kvstore.storage.mvcc_types import RangeRequest
@@ -172,6 +175,27 @@ def test_snapshot_save(etcdctl: Etcdctl, cluster: LocalCluster, workdir: Path) -
     assert sorted(m.name for m in state.members) == ["m1", "m2", "m3"]
     store = load_store(state)
     assert store.range(RangeRequest(key=b"in-snapshot")).kvs[0].value == b"yes"
+
+
+def test_snapshot_stream_is_shaped_as_etcds(cluster: LocalCluster) -> None:
+    """Chunks of the database whose ``remaining_bytes`` count down to 0, then the SHA-256
+    of the database alone (what etcd's clients expect)."""
+    with cluster.client() as c:
+        for i in range(200):
+            c.put(f"stream/{i:03}".encode(), b"s" * 500)
+    with grpc.insecure_channel(cluster.endpoints[0]) as channel:
+        stub = rpc_pb2_grpc.MaintenanceStub(channel)
+        responses = list(stub.Snapshot(rpc_pb2.SnapshotRequest(), timeout=30))
+    *chunks, last = responses
+    db = b"".join(r.blob for r in chunks)
+    assert len(chunks) > 1 and all(len(r.blob) == 32 * 1024 for r in chunks[:-1])
+    assert [r.remaining_bytes for r in chunks] == [
+        len(db) - sum(len(r.blob) for r in chunks[: i + 1]) for i in range(len(chunks))
+    ]
+    assert chunks[-1].remaining_bytes == 0
+    assert last.remaining_bytes == 0 and last.blob == hashlib.sha256(db).digest()
+    assert len(db) % 4096 == 0
+    assert snapshot_file.read(db + last.blob).revision >= 200
 
 
 def test_compaction_then_old_revision_is_refused(etcdctl: Etcdctl) -> None:
