@@ -300,7 +300,9 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         (``remaining_bytes`` counts the database), then the database's SHA-256 alone."""
         self._o.started("server_stream", _MAINT, "Snapshot")
         try:
-            exported = await snapshot_file.export(self._s.sm, self._auth_state())
+            exported = await snapshot_file.export(
+                self._s.sm, self._auth_state(), self._s.config.data_dir
+            )
         except OSError as exc:
             self._o.handled("server_stream", _MAINT, "Snapshot", grpc.StatusCode.INTERNAL)
             await context.abort(grpc.StatusCode.INTERNAL, f"etcdserver: snapshot failed: {exc}")

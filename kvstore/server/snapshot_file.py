@@ -17,6 +17,7 @@ import hashlib
 import struct
 import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import BinaryIO
 
 from kvstore.api.gen.kvstorepb import internal_pb2
@@ -124,9 +125,13 @@ def _copy(m: internal_pb2.MemberInfo) -> internal_pb2.MemberInfo:
     return out
 
 
-async def export(sm: StateMachine, auth: AuthState | None = None) -> Exported:
+async def export(
+    sm: StateMachine, auth: AuthState | None = None, directory: Path | None = None
+) -> Exported:
     """A consistent snapshot of ``sm`` as of the call, without holding the event loop for
-    more than a slice of keys at a time."""
+    more than a slice of keys at a time. The file is unnamed (gone once closed) and made in
+    ``directory``: the member's data directory has room for it, where the system's
+    temporary directory may not (in Kubernetes it is a small in-memory volume)."""
     reader, state = capture(sm, auth or AuthState())
     try:
         while not reader.collect(SLICE_KEYS):
@@ -134,7 +139,7 @@ async def export(sm: StateMachine, auth: AuthState | None = None) -> Exported:
     finally:
         reader.close()
     full = replace(state, versions=reader.versions)
-    out = tempfile.TemporaryFile()  # noqa: SIM115 (handed to the caller, who closes it)
+    out = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 (the caller closes it)
     try:
         size, digest = await asyncio.to_thread(write, out, full)
     except BaseException:

@@ -266,48 +266,46 @@ _CANDIDATE_PAGE_SIZES = (4096, 8192, 16384, 32768, 65536, 1024, 2048)
 
 
 def _parse_meta(data: memoryview, offset: int) -> Meta | str:
-    """The meta at page offset ``offset``, or why it is not valid."""
+    """The meta of the page at ``offset``, or why it is not a valid one."""
     if offset + _HEADER.size + _META.size > len(data):
         return "file too small for a meta page"
     _, flags, _, _ = _HEADER.unpack_from(data, offset)
-    m = _META.unpack_from(data, offset + _HEADER.size)
-    magic, version, page_size, _, root, _, freelist, high_water, txid, checksum = m
+    fields = _META.unpack_from(data, offset + _HEADER.size)
+    magic, version, page_size, _, root, _, freelist, high_water, txid, checksum = fields
     summed = bytes(data[offset + _HEADER.size : offset + _HEADER.size + _META_SUMMED])
-    problem = (
-        "bad magic number"
-        if magic != MAGIC
-        else f"unsupported version {version}"
-        if version != VERSION
-        else "meta checksum mismatch"
-        if checksum != fnv1a64(summed)
-        else "meta page without the meta flag"
-        if not flags & META_PAGE
-        else f"invalid page size {page_size}"
-        if page_size < 1024 or page_size & (page_size - 1)
-        else None
+    checks = (
+        (magic == MAGIC, "bad magic number"),
+        (version == VERSION, f"unsupported version {version}"),
+        (checksum == fnv1a64(summed), "meta checksum mismatch"),
+        (bool(flags & META_PAGE), "meta page without the meta flag"),
+        (page_size >= 1024 and not page_size & (page_size - 1), f"bad page size {page_size}"),
     )
-    return problem or Meta(page_size, root, freelist, high_water, txid)
+    for ok, problem in checks:
+        if not ok:
+            return problem
+    return Meta(page_size, root, freelist, high_water, txid)
 
 
 def read_meta(data: bytes | memoryview) -> Meta:
-    """The current meta: the valid one of pages 0 and 1 with the larger txid."""
+    """The current meta: the valid one of pages 0 and 1 with the larger txid (bbolt's
+    choice, so a write torn in one meta page leaves the other in force)."""
     view = memoryview(data)
     first = _parse_meta(view, 0)
-    sizes = [first.page_size] if isinstance(first, Meta) else list(_CANDIDATE_PAGE_SIZES)
-    metas = [first] if isinstance(first, Meta) else []
-    reasons = [] if isinstance(first, Meta) else [f"meta page 0: {first}"]
+    # Page 1 starts one page in: page 0 tells the page size, or else bbolt's usual sizes
+    # are tried.
+    sizes = (first.page_size,) if isinstance(first, Meta) else _CANDIDATE_PAGE_SIZES
+    second: Meta | None = None
+    why_not = ""
     for ps in sizes:
-        second = _parse_meta(view, ps)
-        if isinstance(second, Meta) and second.page_size == ps:
-            metas.append(second)
+        found = _parse_meta(view, ps)
+        if isinstance(found, Meta) and found.page_size == ps:
+            second = found
             break
-        if isinstance(first, Meta):
-            reasons.append(f"meta page 1: {second}")
-    if not metas:
-        if len(reasons) == 1:
-            reasons.append("meta page 1: not found")
-        raise BboltError("invalid database: " + "; ".join(reasons[:2]))
-    meta = max(metas, key=lambda m: m.txid)
+        why_not = why_not or (found if isinstance(found, str) else "page size differs")
+    valid = [m for m in (first, second) if isinstance(m, Meta)]
+    if not valid:
+        raise BboltError(f"invalid database: meta page 0: {first}; meta page 1: {why_not}")
+    meta = max(valid, key=lambda m: m.txid)
     if meta.root >= meta.high_water or (
         meta.freelist != NO_FREELIST and meta.freelist >= meta.high_water
     ):
