@@ -29,7 +29,6 @@ import json
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 
 from google.protobuf.message import DecodeError
 
@@ -38,7 +37,7 @@ from kvstore.api.gen.etcdserverpb import rpc_pb2
 from kvstore.api.gen.kvstorepb import internal_pb2
 from kvstore.api.gen.mvccpb import kv_pb2
 from kvstore.storage.bbolt import BboltError, Bucket, BucketView, Database
-from kvstore.storage.mvcc import StoredVersion
+from kvstore.storage.mvcc import VersionRow
 
 KEY = b"key"
 META = b"meta"
@@ -85,7 +84,7 @@ class EtcdState:
 
     revision: int
     compact_revision: int = 0
-    versions: Sequence[StoredVersion] = ()
+    versions: Sequence[VersionRow] = ()
     """Every stored version (any order when writing; revision order when read)."""
     leases: Sequence[tuple[int, int]] = ()
     """(id, TTL) of every granted lease."""
@@ -183,16 +182,17 @@ def _member_json(m: internal_pb2.MemberInfo) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _kv_value(v: StoredVersion) -> bytes:
-    if v.version == 0:
-        return kv_pb2.KeyValue(key=v.key).SerializeToString()
+def _kv_value(row: VersionRow) -> bytes:
+    mod, _, key, create, version, value, lease = row
+    if version == 0:
+        return kv_pb2.KeyValue(key=key).SerializeToString()
     return kv_pb2.KeyValue(
-        key=v.key,
-        create_revision=v.create,
-        mod_revision=v.mod,
-        version=v.version,
-        value=v.value,
-        lease=v.lease,
+        key=key,
+        create_revision=create,
+        mod_revision=mod,
+        version=version,
+        value=value,
+        lease=lease,
     ).SerializeToString()
 
 
@@ -200,24 +200,24 @@ def _kv_value(v: StoredVersion) -> bytes:
 
 
 _RUN = 2_000
-_BY_REVISION = attrgetter("mod", "sub")
 
 
-def in_revision_order(versions: Sequence[StoredVersion]) -> Iterator[StoredVersion]:
-    """``versions`` sorted by revision. Short runs are sorted and then merged, because one
-    sort of the whole list is a single call that holds the interpreter lock for its whole
-    length (a fifth of a second for 100k versions), stalling the event loop meanwhile."""
-    runs = [sorted(versions[i : i + _RUN], key=_BY_REVISION) for i in range(0, len(versions), _RUN)]
+def in_revision_order(versions: Sequence[VersionRow]) -> Iterator[VersionRow]:
+    """``versions`` sorted by revision (rows start with it, and no two share one). Short
+    runs are sorted and then merged, because one sort of the whole list is a single call
+    that holds the interpreter lock throughout (a tenth of a second for 100k versions),
+    stalling the event loop meanwhile."""
+    runs = [sorted(versions[i : i + _RUN]) for i in range(0, len(versions), _RUN)]
     if len(runs) == 1:
         return iter(runs[0])
-    return heapq.merge(*runs, key=_BY_REVISION)
+    return heapq.merge(*runs)
 
 
 def to_buckets(state: EtcdState) -> list[tuple[bytes, Bucket]]:
     """The top-level buckets of an etcd database holding ``state`` (names ascending)."""
     keys: list[tuple[bytes, bytes | Bucket]] = [
-        (revision_key(v.mod, v.sub, v.version == 0), _kv_value(v))
-        for v in in_revision_order(state.versions)
+        (revision_key(row[0], row[1], row[4] == 0), _kv_value(row))
+        for row in in_revision_order(state.versions)
     ]
     meta: dict[bytes, bytes] = {
         CONSISTENT_INDEX: _U64.pack(state.consistent_index),
@@ -273,7 +273,7 @@ def _u64(bucket: bytes, key: bytes, value: bytes) -> int:
     return int(_U64.unpack(value)[0])
 
 
-def _versions(view: BucketView | None) -> Iterator[StoredVersion]:
+def _versions(view: BucketView | None) -> Iterator[VersionRow]:
     for key, value in _plain(view, KEY):
         main, sub, tombstone = parse_revision_key(key)
         try:
@@ -283,16 +283,14 @@ def _versions(view: BucketView | None) -> Iterator[StoredVersion]:
         if not kv.key:
             raise EtcdSnapshotError(f"key bucket: revision {main}.{sub}: empty key")
         if tombstone:
-            yield StoredVersion(kv.key, main, sub, 0, 0, b"", 0)
+            yield (main, sub, kv.key, 0, 0, b"", 0)
         elif kv.mod_revision != main or kv.version < 1:
             raise EtcdSnapshotError(
                 f"key bucket: revision {main}.{sub}: mod_revision {kv.mod_revision}, "
                 f"version {kv.version}"
             )
         else:
-            yield StoredVersion(
-                kv.key, main, sub, kv.create_revision, kv.version, kv.value, kv.lease
-            )
+            yield (main, sub, kv.key, kv.create_revision, kv.version, kv.value, kv.lease)
 
 
 def _users(view: BucketView | None) -> tuple[auth_pb2.User, ...]:
@@ -382,7 +380,7 @@ def from_database(db: Database) -> EtcdState:
         roles=_roles(buckets.get(AUTH_ROLES)),
     )
     cluster = dict(_plain(buckets.get(CLUSTER), CLUSTER))
-    last = versions[-1].mod if versions else 0
+    last = versions[-1][0] if versions else 0
     return EtcdState(
         revision=max(last, finished, 1),
         compact_revision=finished,

@@ -36,7 +36,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from .errors import (
     CompactedError,
@@ -662,17 +662,15 @@ class SnapshotEncoder:
             self._store._close_encoder()
 
 
-class StoredVersion(NamedTuple):
-    """One stored version as an export (an etcd snapshot's key bucket) sees it: a put, or
-    a tombstone (``version == 0``, no value) that deleted ``key`` at ``mod``."""
+VersionRow: TypeAlias = tuple[int, int, bytes, int, int, bytes, int]
+"""One stored version as an export (an etcd snapshot's key bucket) sees it: ``(mod, sub,
+key, create, version, value, lease)``; ``version == 0`` is a tombstone (no value) that
+deleted ``key`` at ``mod``.
 
-    key: bytes
-    mod: int
-    sub: int
-    create: int
-    version: int
-    value: bytes
-    lease: int
+A plain tuple, revision first, for two reasons: rows sort by revision with no key function,
+and the garbage collector stops tracking a tuple of bytes and ints (it would track a
+NamedTuple), so collecting 100k of them does not set off a full collection, which stalls
+the event loop for as long as it takes to walk every object of the store."""
 
 
 class HistoryReader:
@@ -688,7 +686,7 @@ class HistoryReader:
         self.compact_revision = store._compact_rev
         self.applied_index = store.applied_index
         self.leases = [(i, lease.ttl) for i, lease in sorted(store._leases.items())]
-        self.versions: list[StoredVersion] = []
+        self.versions: list[VersionRow] = []
         self._keys = list(store._keys)
         self._index = store._index
         self._pos = 0
@@ -703,7 +701,7 @@ class HistoryReader:
             for r in index[key]:
                 if r.mod > rev:
                     break
-                out.append(StoredVersion(key, r.mod, r.sub, r.create, r.version, r.value, r.lease))
+                out.append((r.mod, r.sub, key, r.create, r.version, r.value, r.lease))
         self._pos = end
         return end == len(self._keys)
 
@@ -717,7 +715,7 @@ class HistoryReader:
 def store_from_history(
     revision: int,
     compact_revision: int,
-    versions: Iterable[StoredVersion],
+    versions: Iterable[VersionRow],
     leases: Iterable[tuple[int, int]],
 ) -> MvccStore:
     """A store holding exactly ``versions`` (each key's in ascending revision order), at
@@ -733,16 +731,16 @@ def store_from_history(
         store._leases[lease_id] = _Lease(ttl)
     index = store._index
     size = 0
-    for v in versions:
-        if v.mod > revision or v.mod < 1:
-            raise InvalidRequestError(f"version of {v.key!r} at {v.mod} beyond revision {revision}")
-        hist = index.get(v.key)
+    for mod, sub, key, create, version, value, lease in versions:
+        if mod > revision or mod < 1:
+            raise InvalidRequestError(f"version of {key!r} at {mod} beyond revision {revision}")
+        hist = index.get(key)
         if hist is None:
-            hist = index[v.key] = []
-        elif (hist[-1].mod, hist[-1].sub) >= (v.mod, v.sub):
-            raise InvalidRequestError(f"versions of {v.key!r} out of revision order at {v.mod}")
-        hist.append(_Rev(v.mod, v.create, v.version, v.value, v.lease, v.sub))
-        size += len(v.key) + len(v.value) + VERSION_OVERHEAD
+            hist = index[key] = []
+        elif (hist[-1].mod, hist[-1].sub) >= (mod, sub):
+            raise InvalidRequestError(f"versions of {key!r} out of revision order at {mod}")
+        hist.append(_Rev(mod, create, version, value, lease, sub))
+        size += len(key) + len(value) + VERSION_OVERHEAD
     keys = sorted(index)
     live = 0
     for key in keys:
