@@ -200,19 +200,7 @@ def test_kvstore_restores_an_etcd_snapshot_and_answers_as_etcd_did(
     theirs = json.loads(_etcdctl(etcdctl_bin, "snapshot", "status", str(snap), "-w", "json"))
     assert status(snapshot_file.database_of(snap.read_bytes())).as_json() == theirs
     kv = LocalCluster(tmp_path / "kv", 1, extra=RAFT_FLAGS)
-    (m,) = kv.members
-    restore = subprocess.run(
-        [
-            sys.executable, "-m", "kvstore.cli", "snapshot", "restore", str(snap),
-            "--name", m.name, "--data-dir", str(m.data_dir),
-            "--initial-cluster", kv.initial_cluster(),
-            "--initial-cluster-token", kv.token,
-            "--initial-advertise-peer-urls", m.peer_url,
-        ],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert restore.returncode == 0, restore.stderr
-    assert f"revision {seen['revision']} (compacted at {compact_at})" in restore.stdout
+    _kvstore_restore(snap, kv)
     with running(kv), _client(kv) as c:
         assert _observe(c, compact_at, lease) == seen
         # The restored store goes on from there: writes get the next revisions.
@@ -242,3 +230,35 @@ def test_a_truncated_etcd_snapshot_is_refused_precisely(
     assert "database truncated" in skipped.stderr
     assert "Traceback" not in skipped.stderr
     assert not (tmp_path / "never").exists()
+
+
+def _kvstore_restore(snap: Path, cluster: LocalCluster, *extra: str) -> None:
+    for m in cluster.members:
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "kvstore.cli", "snapshot", "restore", str(snap),
+                "--name", m.name, "--data-dir", str(m.data_dir),
+                "--initial-cluster", cluster.initial_cluster(),
+                "--initial-cluster-token", cluster.token,
+                "--initial-advertise-peer-urls", m.peer_url, *extra,
+            ],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+
+def test_one_snapshot_restored_on_three_members_forms_a_cluster(
+    tmp_path: Path, kvstore_snapshot: Saved
+) -> None:
+    """As with etcd: the same file restored on every member, each with its own name."""
+    kv = LocalCluster(tmp_path / "three", 3, extra=RAFT_FLAGS, cluster_name="restored")
+    _kvstore_restore(kvstore_snapshot.path, kv)
+    with running(kv):
+        for m in kv.members:
+            with kv.client([m]) as c:
+                got = _observe(c, kvstore_snapshot.compact_at, kvstore_snapshot.lease)
+                assert got == kvstore_snapshot.observed, m.name
+        with _client(kv) as c:
+            assert sorted(x.name for x in c.member_list().members) == ["m1", "m2", "m3"]
+            revision = int(kvstore_snapshot.observed["revision"])  # type: ignore[call-overload]
+            assert c.put(b"after", b"restore").header.revision == revision + 1
