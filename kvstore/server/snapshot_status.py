@@ -11,6 +11,7 @@ from here mean the same bytes were read.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 
 import crc32c as _crc32c
@@ -97,4 +98,6 @@ def status(db_bytes: bytes | memoryview) -> Status:
                 total += 1
     except (BboltError, EtcdSnapshotError) as exc:
         raise SnapshotFileError(str(exc)) from None
+    except struct.error as exc:
+        raise SnapshotFileError(f"database damaged: {exc}") from None
     return Status(crc, revision, total, db.size)
