@@ -366,13 +366,10 @@ def test_cli_restore_and_status(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "cannot read snapshot" in capsys.readouterr().err
 
 
-_SAMPLE = _file(
-    _run(
-        [LeaseGrantRequest(7, 60), PutRequest(b"k", b"v" * 5000, lease=7)]
-        + [PutRequest(f"n{i:03}".encode(), b"x" * 30) for i in range(150)]
-        + [DeleteRangeRequest(b"n0", b"n1")]
-    )
-)
+_SAMPLE_OPS: list[Request] = [LeaseGrantRequest(7, 60), PutRequest(b"k", b"v" * 5000, lease=7)]
+_SAMPLE_OPS += [PutRequest(f"n{i:03}".encode(), b"x" * 30) for i in range(150)]
+_SAMPLE_OPS.append(DeleteRangeRequest(b"n0", b"n1"))
+_SAMPLE = _file(_run(_SAMPLE_OPS))
 
 
 @settings(max_examples=300, deadline=None)
