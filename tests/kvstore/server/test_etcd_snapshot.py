@@ -386,3 +386,24 @@ def test_damaged_bytes_give_a_snapshot_error_or_a_valid_state(
         load_store(snapshot_file.read(bytes(data), skip_hash_check=True))
     with contextlib.suppress(snapshot_file.SnapshotFileError):
         status(snapshot_file.database_of(bytes(data), skip_hash_check=True))
+
+
+def test_a_history_reader_sees_the_store_as_of_its_start() -> None:
+    """Writes, deletes and a compaction made between its slices change nothing it reads."""
+    store = _run([PutRequest(f"k{i}".encode(), b"1") for i in range(20)])
+    for i in range(20):
+        store.execute(PutRequest(f"k{i}".encode(), b"2"))
+    before = _reads(store)
+    reader = HistoryReader(store)
+    assert not reader.collect(5)
+    store.compact(store.revision)
+    store.execute(DeleteRangeRequest(b"k", b"l"))
+    store.execute(PutRequest(b"new", b"x"))
+    while not reader.collect(5):
+        pass
+    held = store.db_size
+    reader.close()
+    state = EtcdState(reader.revision, reader.compact_revision, reader.versions, reader.leases)
+    assert _reads(load_store(_through_file(state))) == before
+    # Closing the reader let the deferred compaction drop the old versions.
+    assert store.db_size < held
