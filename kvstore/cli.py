@@ -10,7 +10,7 @@ from kvstore import __version__
 from kvstore.bench import cli as bench_cli
 from kvstore.client import cli as client_cli
 from kvstore.server import config as server_config
-from kvstore.server import devcluster, serve
+from kvstore.server import devcluster, serve, snapshot_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("dev-cluster", help="run a local cluster in the foreground")
     )
     client_cli.add_commands(sub)
+    snapshot_cli.add_arguments(
+        sub.add_parser("snapshot", help="restore or inspect a snapshot file (etcd's format)")
+    )
     bench_cli.add_arguments(
         sub.add_parser("bench", help="benchmark etcd v3 endpoints, or compare with etcd")
     )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return per command)
     """Run the command named on the command line and return its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -54,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve.run(config)
     if args.command == "dev-cluster":
         return devcluster.run(args)
+    if args.command == "snapshot":
+        return snapshot_cli.run(args)
     if args.command == "bench":
         return bench_cli.run(args)
     return client_cli.run(args)

@@ -15,8 +15,10 @@ Modules, from the outside in:
   pure), ``auth_api`` (the Auth calls), ``identity`` (the caller of a call), ``tokens``
   (simple and JWT tokens); ``watch`` (the watch hub), ``lessor`` (lease deadlines).
 - ``transport`` (peer connections), ``convert`` (protobuf <-> store values), ``errors``
-  (etcd's codes and messages), ``snapshot_file`` (the saved snapshot layout), ``ids``,
-  ``keyrange``, ``metrics``, ``tracing``, ``logs``.
+  (etcd's codes and messages), ``ids``, ``keyrange``, ``metrics``, ``tracing``, ``logs``.
+- ``snapshot_file`` (the file ``etcdctl snapshot save`` writes, and building it from a
+  member), ``etcd_snapshot`` (etcd's buckets <-> a member's state), ``restore`` and
+  ``snapshot_cli`` (``kvstore snapshot restore``/``status``), ``snapshot_status``.
 
 See docs/server.md.
 """

@@ -47,12 +47,13 @@ class AuthInfo:
 @dataclass(frozen=True, slots=True)
 class AuthSnapshot:
     """The whole auth state at one moment, as etcd keeps it in its ``auth``,
-    ``authUsers`` and ``authRoles`` buckets (password hashes are raw bcrypt bytes)."""
+    ``authUsers`` and ``authRoles`` buckets (password hashes are raw bcrypt bytes). The
+    defaults are a store where auth was never used."""
 
-    enabled: bool
-    revision: int
-    users: tuple[auth_pb2.User, ...]
-    roles: tuple[auth_pb2.Role, ...]
+    enabled: bool = False
+    revision: int = 1
+    users: tuple[auth_pb2.User, ...] = ()
+    roles: tuple[auth_pb2.Role, ...] = ()
 
 
 LeaseKeys = Callable[[int], Sequence[bytes]]

@@ -18,7 +18,7 @@ from kvstore.server.auth_store import AuthInfo
 from kvstore.server.etcd import EtcdServer
 from kvstore.server.identity import REQUEST_AUTH
 from kvstore.server.metrics import Metrics
-from kvstore.server.version import ETCD_VERSION
+from kvstore.server.version import ETCD_CLUSTER_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -344,20 +344,33 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     async def Snapshot(
         self, request: rpc_pb2.SnapshotRequest, context: Ctx
     ) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
-        """Stream a consistent snapshot of the replicated state in chunks (root only)."""
+        """Stream a consistent snapshot as etcd does: its bbolt database in chunks
+        (``remaining_bytes`` counts the database), then the database's SHA-256 alone."""
         self._o.started("server_stream", _MAINT, "Snapshot")
         await self._o.authorize(context, self._s.check_admin, "server_stream", _MAINT, "Snapshot")
-        data = snapshot_file.encode(self._s.sm.snapshot())
+        try:
+            exported = await snapshot_file.export(self._s.sm, self._s.config.data_dir)
+        except OSError as exc:
+            self._o.handled("server_stream", _MAINT, "Snapshot", grpc.StatusCode.INTERNAL)
+            await context.abort(grpc.StatusCode.INTERNAL, f"etcdserver: snapshot failed: {exc}")
+            raise AssertionError("unreachable") from exc
         header = self._s.header()
-        sent = 0
-        while True:
-            chunk = data[sent : sent + SNAPSHOT_CHUNK_BYTES]
-            sent += len(chunk)
-            yield rpc_pb2.SnapshotResponse(
-                header=header, remaining_bytes=len(data) - sent, blob=chunk, version=ETCD_VERSION
-            )
-            if sent >= len(data):
-                break
+        with exported.file as f:
+            sent = 0
+            while sent < exported.size:
+                chunk = f.read(min(SNAPSHOT_CHUNK_BYTES, exported.size - sent))
+                if not chunk:
+                    break
+                sent += len(chunk)
+                yield rpc_pb2.SnapshotResponse(
+                    header=header,
+                    remaining_bytes=exported.size - sent,
+                    blob=chunk,
+                    version=ETCD_CLUSTER_VERSION,
+                )
+        yield rpc_pb2.SnapshotResponse(
+            header=header, remaining_bytes=0, blob=exported.digest, version=ETCD_CLUSTER_VERSION
+        )
         self._o.handled("server_stream", _MAINT, "Snapshot", grpc.StatusCode.OK)
 
     async def MoveLeader(

@@ -36,7 +36,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from .errors import (
     CompactedError,
@@ -660,6 +660,101 @@ class SnapshotEncoder:
         if self._open:
             self._open = False
             self._store._close_encoder()
+
+
+VersionRow: TypeAlias = tuple[int, int, bytes, int, int, bytes, int]
+"""One stored version as an export (an etcd snapshot's key bucket) sees it: ``(mod, sub,
+key, create, version, value, lease)``; ``version == 0`` is a tombstone (no value) that
+deleted ``key`` at ``mod``.
+
+A plain tuple, revision first, for two reasons: rows sort by revision with no key function,
+and the garbage collector stops tracking a tuple of bytes and ints (it would track a
+NamedTuple), so collecting 100k of them does not set off a full collection, which stalls
+the event loop for as long as it takes to walk every object of the store."""
+
+
+class HistoryReader:
+    """Collects every stored version as of when the reader is made, a slice of keys at a
+    time, with the guarantees of :class:`SnapshotEncoder` (later writes are not seen,
+    compactions wait until :meth:`close`). Leases, revision and compaction are copied
+    when it is made. What it collects shares the store's (immutable) keys and values, so
+    a worker thread may encode them while the store goes on changing."""
+
+    def __init__(self, store: MvccStore) -> None:
+        self._store = store
+        self.revision = store._rev
+        self.compact_revision = store._compact_rev
+        self.applied_index = store.applied_index
+        self.leases = [(i, lease.ttl) for i, lease in sorted(store._leases.items())]
+        self.versions: list[VersionRow] = []
+        self._keys = list(store._keys)
+        self._index = store._index
+        self._pos = 0
+        self._open = True
+        store._open_encoder()
+
+    def collect(self, max_keys: int) -> bool:
+        """Collect the versions of up to ``max_keys`` more keys; True once all are."""
+        rev, index, out = self.revision, self._index, self.versions
+        end = min(self._pos + max_keys, len(self._keys))
+        for key in self._keys[self._pos : end]:
+            for r in index[key]:
+                if r.mod > rev:
+                    break
+                out.append((r.mod, r.sub, key, r.create, r.version, r.value, r.lease))
+        self._pos = end
+        return end == len(self._keys)
+
+    def close(self) -> None:
+        """Release the store (idempotent): deferred compactions run."""
+        if self._open:
+            self._open = False
+            self._store._close_encoder()
+
+
+def store_from_history(
+    revision: int,
+    compact_revision: int,
+    versions: Iterable[VersionRow],
+    leases: Iterable[tuple[int, int]],
+) -> MvccStore:
+    """A store holding exactly ``versions`` (each key's in ascending revision order), at
+    ``revision`` and compacted at ``compact_revision``, with the granted ``leases`` (id,
+    TTL). Raises InvalidRequestError for history no store could have made."""
+    store = MvccStore()
+    if revision < 1 or compact_revision < 0 or compact_revision > revision:
+        raise InvalidRequestError(
+            f"revision {revision} and compaction at {compact_revision} are inconsistent"
+        )
+    store._rev, store._compact_rev = revision, compact_revision
+    for lease_id, ttl in leases:
+        store._leases[lease_id] = _Lease(ttl)
+    index = store._index
+    size = 0
+    for mod, sub, key, create, version, value, lease in versions:
+        if mod > revision or mod < 1:
+            raise InvalidRequestError(f"version of {key!r} at {mod} beyond revision {revision}")
+        hist = index.get(key)
+        if hist is None:
+            hist = index[key] = []
+        elif (hist[-1].mod, hist[-1].sub) >= (mod, sub):
+            raise InvalidRequestError(f"versions of {key!r} out of revision order at {mod}")
+        hist.append(_Rev(mod, create, version, value, lease, sub))
+        size += len(key) + len(value) + VERSION_OVERHEAD
+    keys = sorted(index)
+    live = 0
+    for key in keys:
+        hist = index[key]
+        last = hist[-1]
+        if len(hist) > 1 or last.version == 0:
+            store._dirty.add(key)
+        if last.version:
+            live += 1
+            if last.lease:
+                store._leases.setdefault(last.lease, _Lease(0)).keys.add(key)
+    store._keys = SortedKeys.from_sorted(keys)
+    store._size, store._live_keys = size, live
+    return store
 
 
 _VERSION_STRUCT = struct.Struct("<qqqqqI")

@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
-from kvstore.api.gen.kvstorepb import internal_pb2
+from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.server import snapshot_file
-from kvstore.storage.mvcc import MvccStore
+from kvstore.server.restore import load_store
 from kvstore.storage.mvcc_types import RangeRequest
 from kvstore.verify.cluster import LocalCluster
 from tests.kvstore.server.conftest import Etcdctl
@@ -168,12 +170,32 @@ def test_snapshot_save(etcdctl: Etcdctl, cluster: LocalCluster, workdir: Path) -
     target = workdir / "snap.db"
     etcdctl("snapshot", "save", str(target), endpoints=[cluster.endpoints[0]])
     data = target.read_bytes()
-    assert len(data) % 512 == 32  # a 512-byte aligned body plus its SHA-256
-    state = internal_pb2.ServerState.FromString(snapshot_file.decode(data))
+    assert len(data) % 512 == 32  # etcd's database (whole pages) plus its SHA-256
+    state = snapshot_file.read(data)
     assert sorted(m.name for m in state.members) == ["m1", "m2", "m3"]
-    store = MvccStore()
-    store.restore(state.mvcc)
+    store = load_store(state)
     assert store.range(RangeRequest(key=b"in-snapshot")).kvs[0].value == b"yes"
+
+
+def test_snapshot_stream_is_shaped_as_etcds(cluster: LocalCluster) -> None:
+    """Chunks of the database whose ``remaining_bytes`` count down to 0, then the SHA-256
+    of the database alone (what etcd's clients expect)."""
+    with cluster.client() as c:
+        for i in range(200):
+            c.put(f"stream/{i:03}".encode(), b"s" * 500)
+    with grpc.insecure_channel(cluster.endpoints[0]) as channel:
+        stub = rpc_pb2_grpc.MaintenanceStub(channel)
+        responses = list(stub.Snapshot(rpc_pb2.SnapshotRequest(), timeout=30))
+    *chunks, last = responses
+    db = b"".join(r.blob for r in chunks)
+    assert len(chunks) > 1 and all(len(r.blob) == 32 * 1024 for r in chunks[:-1])
+    assert [r.remaining_bytes for r in chunks] == [
+        len(db) - sum(len(r.blob) for r in chunks[: i + 1]) for i in range(len(chunks))
+    ]
+    assert chunks[-1].remaining_bytes == 0
+    assert last.remaining_bytes == 0 and last.blob == hashlib.sha256(db).digest()
+    assert len(db) % 4096 == 0
+    assert snapshot_file.read(db + last.blob).revision >= 200
 
 
 def test_compaction_then_old_revision_is_refused(etcdctl: Etcdctl) -> None:

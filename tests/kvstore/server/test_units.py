@@ -17,7 +17,7 @@ from kvstore.api.gen.kvstorepb import internal_pb2
 from kvstore.api.gen.mvccpb import kv_pb2
 from kvstore.client._async import _retryable
 from kvstore.raft.types import ConfState, Entry, Snapshot
-from kvstore.server import errors, snapshot_file
+from kvstore.server import errors
 from kvstore.server.keyrange import in_range, prefix_end
 from kvstore.server.lessor import LeaseClock
 from kvstore.server.node import ReadContexts
@@ -134,17 +134,6 @@ def test_store_errors_map_to_etcd_errors() -> None:
     other = etcd_error(InvalidRequestError("something odd"))
     assert other.code == grpc.StatusCode.INVALID_ARGUMENT
     assert other.message == "etcdserver: something odd"
-
-
-def test_snapshot_file_round_trip_and_damage() -> None:
-    for state in (b"", b"x", b"s" * 1000):
-        data = snapshot_file.encode(state)
-        assert len(data) % 512 == 32
-        assert snapshot_file.decode(data) == state
-    damaged = bytearray(snapshot_file.encode(b"state"))
-    damaged[20] ^= 0xFF
-    with pytest.raises(snapshot_file.SnapshotFileError):
-        snapshot_file.decode(bytes(damaged))
 
 
 def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
