@@ -79,6 +79,7 @@ class _Front(_Pipe):
         super().__init__()
         self._backend = backend
         self._head = bytearray()
+        self._connecting: asyncio.Task[object] | None = None
 
     def data_received(self, data: bytes) -> None:
         if self.peer is not None:
@@ -98,7 +99,7 @@ class _Front(_Pipe):
         self.peer = back
         back.pending += self._head
         loop = asyncio.get_running_loop()
-        loop.create_task(loop.create_connection(lambda: back, *self._backend))
+        self._connecting = loop.create_task(loop.create_connection(lambda: back, *self._backend))
 
 
 async def _serve(argv: list[str], front_port: int, backend_port: int) -> None:
@@ -111,7 +112,8 @@ async def _serve(argv: list[str], front_port: int, backend_port: int) -> None:
     await member.start()
     if front_port:
         loop = asyncio.get_running_loop()
-        await loop.create_server(lambda: _Front(("127.0.0.1", backend_port)), "127.0.0.1", front_port)
+        backend = ("127.0.0.1", backend_port)
+        await loop.create_server(lambda: _Front(backend), "127.0.0.1", front_port)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
@@ -185,7 +187,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     results: dict[bool, list[tuple[list[float], float]]] = {False: [], True: []}
-    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as d:
+    shm = Path("/dev/shm")  # noqa: S108 (a private temporary directory is made inside)
+    with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as d:
         for r in range(args.rounds):
             for front in (False, True):
                 results[front].append(_measure(front, args.count, Path(d) / str(r)))
