@@ -61,6 +61,8 @@ HTTP_OF_CODE: dict[grpc.StatusCode, int] = {
 }
 """grpc-gateway's HTTPStatusFromCode."""
 
+GRPC_HEADERS: Headers = (("Grpc-Metadata-Content-Type", "application/grpc"),)
+"""The gRPC response headers grpc-gateway forwards with every answer that got one."""
 LEADER_HEADER = "Grpc-Trailer-Kvstore-Leader"
 """The ``kvstore-leader`` trailing metadata of an error, as grpc-gateway names trailers."""
 
@@ -361,7 +363,9 @@ class Gateway:
         if ctx.code not in (None, _C.OK):
             assert ctx.code is not None
             return error_response(ctx.code, ctx.details)
-        return Response(200, jsonpb.dumps(response).encode())
+        return Response(
+            200, jsonpb.dumps(response).encode(), (("Content-Type", JSON), *GRPC_HEADERS)
+        )
 
     async def stream(
         self, route: Route, body: AsyncIterator[bytes], ctx: CallContext
@@ -382,7 +386,8 @@ class Gateway:
                     break
                 pending = [self._decode_value(route, v) for v in decoder.feed(data)]
         except jsonpb.JsonError as exc:
-            return error_response(_C.INVALID_ARGUMENT, str(exc))
+            # grpc-gateway passes a stream's decoding error on unwrapped: UNKNOWN, 500.
+            return error_response(_C.UNKNOWN, str(exc))
         except Abort as exc:
             return error_response(exc.code, exc.message)
         handler = self._handler(route)

@@ -53,6 +53,7 @@ class Streamed:
 
     chunks: AsyncIterator[Chunk]
     content_type: str = "application/json"
+    headers: Headers = ()
 
 
 Reply = Response | Streamed
@@ -93,43 +94,53 @@ class Request:
             await self._writer.drain()
 
     async def body_chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives; sets :attr:`client_gone` if the connection ends
-        inside it."""
+        """The body as it arrives (what is left of it); sets :attr:`client_gone` if the
+        connection ends inside it."""
         await self._send_continue()
+        while not self.consumed:
+            try:
+                data = await self._next_piece()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.client_gone.set()
+                raise BadRequest(400, "request body ended early") from None
+            if data:
+                yield data
+
+    def _finish_body(self) -> None:
+        self.consumed = True
+        self.body_done.set()
+
+    async def _next_piece(self) -> bytes:
+        """Read the next piece of the body, keeping the position in the request, so a
+        reader that stops early leaves the rest for the next (draining) reader."""
+        if not self._chunked:
+            remaining = self._length or 0
+            data = await self._reader.read(min(remaining, 64 * 1024))
+            if not data:
+                raise asyncio.IncompleteReadError(b"", remaining)
+            self._length = remaining - len(data)
+            if self._length == 0:
+                self._finish_body()
+            return data
+        size_line = await self._reader.readline()
+        if not size_line.endswith(b"\n"):
+            raise asyncio.IncompleteReadError(size_line, None)
         try:
-            if self._chunked:
-                while True:
-                    size_line = await self._reader.readline()
-                    if not size_line.endswith(b"\n"):
-                        raise asyncio.IncompleteReadError(size_line, None)
-                    try:
-                        size = int(size_line.split(b";", 1)[0].strip(), 16)
-                    except ValueError:
-                        raise BadRequest(400, "malformed chunked encoding") from None
-                    if size == 0:
-                        while (await self._reader.readline()) not in (b"\r\n", b"\n", b""):
-                            pass
-                        break
-                    data = await self._reader.readexactly(size)
-                    await self._reader.readexactly(2)
-                    yield data
-            else:
-                remaining = self._length or 0
-                while remaining > 0:
-                    data = await self._reader.read(min(remaining, 64 * 1024))
-                    if not data:
-                        raise asyncio.IncompleteReadError(b"", remaining)
-                    remaining -= len(data)
-                    yield data
-            self.consumed = True
-            self.body_done.set()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            self.client_gone.set()
-            raise BadRequest(400, "request body ended early") from None
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise BadRequest(400, "malformed chunked encoding") from None
+        if size == 0:
+            while (await self._reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass  # trailers are ignored
+            self._finish_body()
+            return b""
+        data = await self._reader.readexactly(size)
+        await self._reader.readexactly(2)
+        return data
 
     async def read_body(self, limit: int) -> bytes:
         """The whole body, refused with 413 past ``limit`` bytes."""
-        if self._length is not None and self._length > limit:
+        if not self._chunked and self._length is not None and self._length > limit:
             raise BadRequest(413, "Request Entity Too Large")
         parts = bytearray()
         async for data in self.body_chunks():
@@ -281,7 +292,7 @@ class HttpServer:
 
     async def _drain(self, req: Request) -> bool:
         """Skip an unread body (small enough) so the connection can serve the next one."""
-        if req._length is not None and req._length > self._drain_limit:
+        if not req._chunked and req._length is not None and req._length > self._drain_limit:
             return False
         try:
             await req.read_body(self._drain_limit)
@@ -319,6 +330,7 @@ class HttpServer:
                 status = chunk.status or 200
                 headers = (
                     ("Content-Type", reply.content_type),
+                    *reply.headers,
                     *self._extra,
                     ("Connection", "close"),
                 )
@@ -329,7 +341,12 @@ class HttpServer:
             if chunk.status is not None:
                 break
         if not started:
-            headers = (("Content-Type", reply.content_type), *self._extra, ("Connection", "close"))
+            headers = (
+                ("Content-Type", reply.content_type),
+                *reply.headers,
+                *self._extra,
+                ("Connection", "close"),
+            )
             writer.write(_head(200, headers, "Transfer-Encoding: chunked\r\n"))
         writer.write(b"0\r\n\r\n")
         await writer.drain()

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kvstore.server import probes
 from kvstore.server.gateway import (
+    GRPC_HEADERS,
     CallContext,
     Gateway,
     Response,
@@ -76,7 +77,7 @@ class ClientSite:
         opened = await self._gateway.stream(route, req.body_chunks(), ctx)
         if isinstance(opened, Response):
             return opened
-        return Streamed(opened)
+        return Streamed(opened, headers=GRPC_HEADERS)
 
 
 class MetricsSite:

@@ -141,12 +141,60 @@ def dumps(message: Message) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+_JSON_KINDS = {list: "array", str: "string", bool: "bool", int: "number", float: "number"}
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}|[A-Za-z0-9_-]*={0,2}")
+
+
+def _base64_error(text: str) -> str | None:
+    """Go's error for a string ``encoding/base64`` (standard, else URL alphabet, padded)
+    would refuse, or None."""
+    if _BASE64.fullmatch(text) and len(text) % 4 == 0:
+        return None
+    bad = next(
+        (i for i, ch in enumerate(text) if not (ch.isascii() and (ch.isalnum() or ch in "+/-_="))),
+        len(text) - len(text) % 4,
+    )
+    return f"illegal base64 data at input byte {bad}"
+
+
+def _check_bytes(value: dict[str, object], descriptor: Descriptor) -> None:
+    """Refuse bytes fields that are not strict base64, as Go's decoder does (Python's
+    would drop the characters it does not know)."""
+    for key, item in value.items():
+        field = descriptor.fields_by_name.get(key) or _by_json_name(descriptor).get(key)
+        if field is None or item is None:
+            continue
+        items = item if field.is_repeated and isinstance(item, list) else [item]
+        for one in items:
+            if field.type == _F.TYPE_BYTES and isinstance(one, str):
+                error = _base64_error(one)
+                if error:
+                    raise JsonError(error)
+            elif field.type == _F.TYPE_MESSAGE and isinstance(one, dict):
+                assert field.message_type is not None
+                _check_bytes(one, field.message_type)
+
+
+_JSON_NAMES: dict[str, dict[str, FieldDescriptor]] = {}
+
+
+def _by_json_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+    names = _JSON_NAMES.get(descriptor.full_name)
+    if names is None:
+        names = _JSON_NAMES[descriptor.full_name] = {f.json_name: f for f in descriptor.fields}
+    return names
+
+
 def from_value(value: object, message: M) -> M:
-    """Fill ``message`` from one decoded JSON value (``None`` leaves it empty)."""
+    """Fill ``message`` from one decoded JSON value (``null`` leaves it empty)."""
     if value is None:
         return message
     if not isinstance(value, dict):
-        raise JsonError(f"expected a JSON object for {message.DESCRIPTOR.full_name}")
+        kind = _JSON_KINDS.get(type(value), "value")
+        raise JsonError(
+            f"json: cannot unmarshal {kind} into Go value of type map[string]json.RawMessage"
+        )
+    _check_bytes(value, cast(Descriptor, message.DESCRIPTOR))
     try:
         json_format.ParseDict(value, message, ignore_unknown_fields=True)
     except json_format.ParseError as exc:

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 
 from kvstore.api.gen.etcdserverpb import rpc_pb2
 from kvstore.server import errors
-from kvstore.server.gateway import PLAIN_HEADERS, Response, plain
+from kvstore.server.gateway import PLAIN_HEADERS, TEXT, Response, plain
 
 SERVER_VERSION = "3.5.0"
 """The etcd version this store answers as (the same as Maintenance.Status)."""
@@ -119,7 +119,8 @@ async def health(target: Target, params: Mapping[str, list[str]]) -> Response:
     )
     if reason:
         return plain(503, body)
-    return Response(200, body.encode(), PLAIN_HEADERS)
+    # etcd writes no type; Go's sniffing names it text/plain.
+    return Response(200, body.encode(), (("Content-Type", TEXT),))
 
 
 async def _check(target: Target, name: str) -> str:

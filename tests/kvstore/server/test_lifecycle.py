@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kvstore.client import SyncClient
@@ -103,12 +104,13 @@ def test_whole_cluster_restarts_from_its_data_dirs(cluster: LocalCluster) -> Non
 
 
 def test_dev_cluster_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    ports = {kind: [free_port("127.0.0.1") for _ in range(3)] for kind in ("c", "p", "m")}
+    ports = {kind: [free_port("127.0.0.1") for _ in range(3)] for kind in ("c", "p", "m", "h")}
     proc = subprocess.Popen(
         [KVSTORE, "dev-cluster", "--nodes", "3", "--data-dir", str(tmp_path / "dev"),
          "--client-ports", ",".join(map(str, ports["c"])),
          "--peer-ports", ",".join(map(str, ports["p"])),
-         "--metrics-ports", ",".join(map(str, ports["m"]))],
+         "--metrics-ports", ",".join(map(str, ports["m"])),
+         "--client-http-ports", ",".join(map(str, ports["h"]))],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -127,6 +129,11 @@ def test_dev_cluster_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "dev cluster never accepted a write"
             time.sleep(0.3)
         assert _kvstore("get", "dev", "--endpoints", eps).stdout.split() == ["dev", "ok"]
+        # The banner's HTTP URL serves the JSON API.
+        http_url = f"http://127.0.0.1:{ports['h'][1]}"
+        assert http_url in text
+        got = httpx.post(f"{http_url}/v3/kv/range", json={"key": "ZGV2"}, timeout=10).json()
+        assert got["kvs"][0]["value"] == "b2s="  # "ok"
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)
     finally:
