@@ -157,9 +157,10 @@ def _base64_error(text: str) -> str | None:
     return f"illegal base64 data at input byte {bad}"
 
 
-def _check_bytes(value: dict[str, object], descriptor: Descriptor) -> None:
-    """Refuse bytes fields that are not strict base64, as Go's decoder does (Python's
-    would drop the characters it does not know)."""
+def _check_fields(value: dict[str, object], descriptor: Descriptor) -> None:
+    """Refuse what Go's decoder refuses and Python's lets through: bytes that are not
+    strict base64 (Python drops the characters it does not know) and enum names the enum
+    lacks (Python ignores them along with unknown fields)."""
     for key, item in value.items():
         field = descriptor.fields_by_name.get(key) or _by_json_name(descriptor).get(key)
         if field is None or item is None:
@@ -170,9 +171,15 @@ def _check_bytes(value: dict[str, object], descriptor: Descriptor) -> None:
                 error = _base64_error(one)
                 if error:
                     raise JsonError(error)
+            elif field.type == _F.TYPE_ENUM and isinstance(one, str):
+                assert field.enum_type is not None
+                if one not in field.enum_type.values_by_name:
+                    raise JsonError(
+                        f"unknown value {quote(one)} for enum {field.enum_type.full_name}"
+                    )
             elif field.type == _F.TYPE_MESSAGE and isinstance(one, dict):
                 assert field.message_type is not None
-                _check_bytes(one, field.message_type)
+                _check_fields(one, field.message_type)
 
 
 _JSON_NAMES: dict[str, dict[str, FieldDescriptor]] = {}
@@ -194,7 +201,7 @@ def from_value(value: object, message: M) -> M:
         raise JsonError(
             f"json: cannot unmarshal {kind} into Go value of type map[string]json.RawMessage"
         )
-    _check_bytes(value, cast(Descriptor, message.DESCRIPTOR))
+    _check_fields(value, cast(Descriptor, message.DESCRIPTOR))
     try:
         json_format.ParseDict(value, message, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
@@ -258,12 +265,16 @@ def _incomplete(text: str, exc: json.JSONDecodeError) -> bool:
 def loads_first(body: bytes, message: M) -> M:
     """The first JSON value of a unary request body, as the gateway decodes it: an empty
     body is the empty request, anything after the first value is ignored."""
-    decoder = StreamDecoder()
-    values = decoder.feed(body)
-    if not values:
-        try:
-            decoder.finish()
-        except JsonError:
-            raise JsonError("unexpected EOF") from None
+    try:
+        text = body.decode("utf-8").lstrip()
+    except UnicodeDecodeError:
+        raise JsonError("invalid UTF-8 in request body") from None
+    if not text:
         return message
-    return from_value(values[0], message)
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError as exc:
+        if _incomplete(text, exc):
+            raise JsonError("unexpected EOF") from None
+        raise JsonError(f"invalid JSON: {exc.msg} at offset {exc.pos}") from None
+    return from_value(value, message)
