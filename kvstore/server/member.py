@@ -382,6 +382,12 @@ class Member:
             self._client_http = HttpServer(site, extra_headers=CORS, drain_limit=64 * 1024)
             tls = _server_ssl(cfg.client_tls) if cfg.client_tls.enabled else None
             await self._listen(self._client_http, cfg.listen_client_http_urls, tls, "client-http")
+            log.info(
+                "serving the etcd v3 JSON API, /health and /metrics over HTTP on %s "
+                "(gRPC stays on %s)",
+                ",".join(cfg.listen_client_http_urls),
+                ",".join(cfg.listen_client_urls),
+            )
 
     async def _listen(
         self, server: HttpServer, urls: tuple[str, ...], tls: ssl.SSLContext | None, name: str
