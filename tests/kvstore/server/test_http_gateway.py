@@ -388,6 +388,8 @@ def test_probes_version_and_metrics(http_cluster: LocalCluster, http: httpx.Clie
         found = re.search(pattern, text, re.MULTILINE)
         return float(found.group(1)) if found else 0.0
 
+    # etcdctl check datascale reads this one (from the client URL it is given).
+    assert "\nprocess_resident_memory_bytes " in http.get(m.http_url + "/metrics").text
     before = handled_ranges()
     for _ in range(3):
         ok(http, m, "/v3/kv/range", {"key": b64("metric")})
