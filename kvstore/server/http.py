@@ -282,6 +282,12 @@ class HttpServer:
         except BadRequest as exc:
             await self._send(writer, plain(exc.status, exc.text), req.method, True)
             return False
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("HTTP %s %s failed", req.method, req.path)
+            await self._send(writer, plain(500, "Internal Server Error"), req.method, True)
+            return False
         if isinstance(reply, Streamed):
             await self._stream(req, writer, reply)
             return False
@@ -321,6 +327,11 @@ class HttpServer:
             for task in (pump, gone):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            # End the call now (a watch drops its watchers) rather than when collected.
+            aclose = getattr(reply.chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
 
     async def _pump(self, req: Request, writer: asyncio.StreamWriter, reply: Streamed) -> None:
         started = False

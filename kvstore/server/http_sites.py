@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -25,7 +25,7 @@ from kvstore.server.gateway import (
     canonical_path,
     plain,
 )
-from kvstore.server.http import Reply, Request, Streamed
+from kvstore.server.http import BadRequest, Reply, Request, Streamed
 from kvstore.server.metrics import Metrics
 
 Probe = Callable[[], tuple[bool, str]]
@@ -74,10 +74,20 @@ class ClientSite:
         if not (route.client_stream or route.server_stream):
             body = await req.read_body(self._body_limit)
             return await self._gateway.unary(route, body, ctx)
-        opened = await self._gateway.stream(route, req.body_chunks(), ctx)
+        opened = await self._gateway.stream(route, _until_gone(req.body_chunks()), ctx)
         if isinstance(opened, Response):
             return opened
         return Streamed(opened, headers=GRPC_HEADERS)
+
+
+async def _until_gone(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A streamed request body that just ends if the client goes away inside it (the
+    response side notices and ends the call)."""
+    try:
+        async for data in chunks:
+            yield data
+    except BadRequest:
+        return
 
 
 class MetricsSite:
