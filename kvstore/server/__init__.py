@@ -6,7 +6,10 @@ Modules, from the outside in:
   ``devcluster``: ``kvstore dev-cluster``; ``config``: flags and ``KVSTORE_*`` variables.
 - ``services``, ``watch_service`` and ``auth_service`` (etcd v3 gRPC services), ``edges``
   (malformed-request interceptor), ``peer`` (Raft traffic and forwarding between members),
-  ``http`` (metrics and probes): thin shells over ``etcd``.
+  thin shells over ``etcd``; ``gateway`` (etcd's v3 JSON API, calling the same servicers),
+  ``jsonpb`` (messages as etcd's gateway writes JSON), ``probes`` (/health, /livez,
+  /readyz, /version), ``http_sites`` (what each HTTP port serves) over ``http`` (the
+  HTTP/1.1 server of the metrics and client HTTP ports).
 - ``etcd``: request handling: validation, quota, forwarding to the leader, leader-only
   work (lease timing, leadership transfer); ``membership``: member changes on the leader.
 - ``node``: the only driver of ``RawNode``: persist, send, apply, ReadIndex.

@@ -70,6 +70,9 @@ class ServerConfig:
     listen_peer_urls: tuple[str, ...] = (DEFAULT_PEER_URL,)
     initial_advertise_peer_urls: tuple[str, ...] = (DEFAULT_PEER_URL,)
     listen_metrics_urls: tuple[str, ...] = (DEFAULT_METRICS_URL,)
+    listen_client_http_urls: tuple[str, ...] = ()
+    """Where the etcd v3 JSON API (grpc-gateway mapping) and the probes are served; none
+    by default. etcd serves them on the client port too; here gRPC owns that port."""
     initial_cluster: tuple[tuple[str, str], ...] = ((DEFAULT_NAME, DEFAULT_PEER_URL),)
     """(name, peer URL) pairs; a member with several peer URLs appears several times."""
     initial_cluster_state: str = "new"
@@ -115,7 +118,17 @@ def _flag_spec() -> list[tuple[str, str, str]]:
             DEFAULT_PEER_URL,
             "peer URLs told to the cluster",
         ),
-        ("--listen-metrics-urls", DEFAULT_METRICS_URL, "URLs for /metrics, /healthz, /readyz"),
+        (
+            "--listen-metrics-urls",
+            DEFAULT_METRICS_URL,
+            "URLs for /metrics and the probes (/health, /livez, /readyz, /healthz)",
+        ),
+        (
+            "--listen-client-http-urls",
+            "",
+            "URLs to serve the v3 JSON API (/v3/...), /health, /version, /metrics on "
+            "(must differ from --listen-client-urls)",
+        ),
         ("--initial-cluster", "", "name=peerURL,... of the initial members"),
         ("--initial-cluster-state", "new", "'new' to bootstrap, 'existing' to join"),
         ("--initial-cluster-token", DEFAULT_CLUSTER_TOKEN, "token that makes cluster ids unique"),
@@ -246,6 +259,36 @@ def _urls(flag: str, raw: str) -> tuple[str, ...]:
     return urls
 
 
+def _optional_urls(flag: str, raw: str) -> tuple[str, ...]:
+    return _urls(flag, raw) if raw.strip() else ()
+
+
+def _endpoint(flag: str, url: str) -> tuple[str, int]:
+    _, host, port = parse_url(flag, url)
+    return host, port
+
+
+def _same_socket(a: tuple[str, int], b: tuple[str, int]) -> bool:
+    wildcard = {"0.0.0.0", "::"}  # noqa: S104 (compared, not bound)
+    return a[1] == b[1] and (a[0] == b[0] or a[0] in wildcard or b[0] in wildcard)
+
+
+def _check_http_urls(config: ServerConfig) -> None:
+    """The HTTP API cannot share a socket with gRPC: grpcio's server owns it."""
+    flag = "--listen-client-http-urls"
+    grpc_ports = [_endpoint("--listen-client-urls", u) for u in config.listen_client_urls]
+    metrics = [_endpoint("--listen-metrics-urls", u) for u in config.listen_metrics_urls]
+    for url in config.listen_client_http_urls:
+        where = _endpoint(flag, url)
+        if any(_same_socket(where, other) for other in grpc_ports):
+            raise ConfigError(
+                f"{flag}: {url} is also a --listen-client-urls address; the gRPC server owns "
+                "that port, so the HTTP API needs a port of its own"
+            )
+        if any(_same_socket(where, other) for other in metrics):
+            raise ConfigError(f"{flag}: {url} is also a --listen-metrics-urls address")
+
+
 def _initial_cluster(raw: str) -> tuple[tuple[str, str], ...]:
     flag = "--initial-cluster"
     pairs: list[tuple[str, str]] = []
@@ -335,6 +378,9 @@ def build_config(
         listen_peer_urls=_urls("--listen-peer-urls", values["--listen-peer-urls"]),
         initial_advertise_peer_urls=peer_urls,
         listen_metrics_urls=_urls("--listen-metrics-urls", values["--listen-metrics-urls"]),
+        listen_client_http_urls=_optional_urls(
+            "--listen-client-http-urls", values["--listen-client-http-urls"]
+        ),
         initial_cluster=_initial_cluster(cluster_raw),
         initial_cluster_state=state,
         initial_cluster_token=values["--initial-cluster-token"].strip() or DEFAULT_CLUSTER_TOKEN,
@@ -362,6 +408,8 @@ def build_config(
     )
     _check_schemes("--listen-client-urls", config.listen_client_urls, config.client_tls)
     _check_schemes("--listen-peer-urls", config.listen_peer_urls, config.peer_tls)
+    _check_schemes("--listen-client-http-urls", config.listen_client_http_urls, config.client_tls)
+    _check_http_urls(config)
     own = config.initial_members().get(name)
     if own is None:
         raise ConfigError(f"--initial-cluster: does not list this member's --name {name!r}")

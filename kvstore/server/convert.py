@@ -143,23 +143,29 @@ def delete_response(r: m.DeleteRangeResponse) -> rpc_pb2.DeleteRangeResponse:
     return pb
 
 
-def txn_response(r: m.TxnResponse, header: rpc_pb2.ResponseHeader) -> rpc_pb2.TxnResponse:
-    """A Txn answer. Nested responses carry only the txn's revision in their header, as
-    in etcd (the member, cluster and term are the outer header's)."""
+def txn_response(
+    r: m.TxnResponse, header: rpc_pb2.ResponseHeader, nested: bool = False
+) -> rpc_pb2.TxnResponse:
+    """A Txn answer. As in etcd, only the outermost response has the full header: a nested
+    range, put or delete answer's header holds just the revision (here the txn's: etcd's
+    differs for a range read before the txn's first write, by one), a nested txn's is empty.
+    """
     pb = rpc_pb2.TxnResponse(succeeded=r.succeeded)
-    pb.header.CopyFrom(header)
-    nested = rpc_pb2.ResponseHeader(revision=header.revision)
+    if nested:
+        pb.header.SetInParent()
+    else:
+        pb.header.CopyFrom(header)
     for resp in r.responses:
         op = pb.responses.add()
         if isinstance(resp, m.RangeResponse):
             op.response_range.CopyFrom(range_response(resp))
-            op.response_range.header.CopyFrom(nested)
+            op.response_range.header.revision = header.revision
         elif isinstance(resp, m.PutResponse):
             op.response_put.CopyFrom(put_response(resp))
-            op.response_put.header.CopyFrom(nested)
+            op.response_put.header.revision = header.revision
         elif isinstance(resp, m.DeleteRangeResponse):
             op.response_delete_range.CopyFrom(delete_response(resp))
-            op.response_delete_range.header.CopyFrom(nested)
+            op.response_delete_range.header.revision = header.revision
         else:
-            op.response_txn.CopyFrom(txn_response(resp, nested))
+            op.response_txn.CopyFrom(txn_response(resp, header, nested=True))
     return pb

@@ -2,12 +2,13 @@
 
 It starts ``--nodes`` members as child processes of ``kvstore serve`` on etcd's local-cluster
 ports (clients 2379, 22379, 32379, ...; peers 2380, 22380, 32380, ...; metrics 2381, 22381,
-32381, ...), prints where everything is (with each member's pid, to try failures with
-``kill``), and on Ctrl-C (or SIGTERM) stops every member gracefully; members also get
-SIGTERM if the dev-cluster process itself is killed. A member that exits is reported
-with the command that restarts it, and the others keep serving, as an etcd cluster does
-when one member dies; dev-cluster stops by itself only when no member is left. Each
-member logs to ``<data dir>/<name>.log``.
+32381, ...) plus the HTTP JSON API on 2382, 22382, 32382, ... (etcd serves it on the client
+port; here gRPC owns that port, see docs/http-gateway.md), prints where everything is
+(with each member's pid, to try failures with ``kill``), and on Ctrl-C (or SIGTERM) stops
+every member gracefully; members also get SIGTERM if the dev-cluster process itself is
+killed. A member that exits is reported with the command that restarts it, and the
+others keep serving, as an etcd cluster does when one member dies; dev-cluster stops by
+itself only when no member is left. Each member logs to ``<data dir>/<name>.log``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client-ports", default="", help="comma-separated client ports")
     parser.add_argument("--peer-ports", default="", help="comma-separated peer ports")
     parser.add_argument("--metrics-ports", default="", help="comma-separated metrics ports")
+    parser.add_argument(
+        "--client-http-ports",
+        default="",
+        help="comma-separated ports of the HTTP JSON API (--listen-client-http-urls)",
+    )
 
 
 def _ports(raw: str, nodes: int, offset: int, flag: str) -> list[int]:
@@ -111,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     clients = _ports(args.client_ports, nodes, 0, "--client-ports")
     peers = _ports(args.peer_ports, nodes, 1, "--peer-ports")
     metrics = _ports(args.metrics_ports, nodes, 2, "--metrics-ports")
+    http = _ports(args.client_http_ports, nodes, 3, "--client-http-ports")
     data = Path(args.data_dir or tempfile.mkdtemp(prefix="kvstore-dev-"))
     data.mkdir(parents=True, exist_ok=True)
     host = args.host
@@ -127,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             "--listen-peer-urls", f"http://{host}:{peers[i]}",
             "--initial-advertise-peer-urls", f"http://{host}:{peers[i]}",
             "--listen-metrics-urls", f"http://{host}:{metrics[i]}",
+            "--listen-client-http-urls", f"http://{host}:{http[i]}",
             "--initial-cluster", cluster,
             "--initial-cluster-token", "kvstore-dev-cluster",
         ]
@@ -138,13 +146,17 @@ def run(args: argparse.Namespace) -> int:
         logs.append(log)
         procs.append(_spawn(cmd, log))
         print(
-            f"  {name}: client http://{host}:{clients[i]}  peer http://{host}:{peers[i]}  "
-            f"metrics http://{host}:{metrics[i]}/metrics  log {data / name}.log  "
-            f"pid {procs[-1].pid}",
+            f"  {name}: client http://{host}:{clients[i]}  http http://{host}:{http[i]}  "
+            f"peer http://{host}:{peers[i]}  metrics http://{host}:{metrics[i]}/metrics  "
+            f"log {data / name}.log  pid {procs[-1].pid}",
             flush=True,
         )
     endpoints = ",".join(f"{host}:{p}" for p in clients)
     print(f"  try: kvstore put hello world --endpoints {endpoints}", flush=True)
+    print(
+        f'   or: curl -X POST http://{host}:{http[0]}/v3/kv/range -d \'{{"key":"aGVsbG8="}}\'',
+        flush=True,
+    )
     print("Press Ctrl-C to stop.", flush=True)
     stop = {"now": False}
 

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import math
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -28,13 +29,15 @@ from grpc_health.v1._async import HealthServicer
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.api.gen.kvstorepb import internal_pb2, internal_pb2_grpc
 from kvstore.raft.types import NONE, ConfState
-from kvstore.server import errors, ids, tracing
+from kvstore.server import errors, ids, probes, tracing
 from kvstore.server.auth_api import AuthApi
 from kvstore.server.auth_service import AuthService, CallIdentifier
 from kvstore.server.config import ServerConfig, TLSConfig, parse_url
 from kvstore.server.edges import RejectMalformed
 from kvstore.server.etcd import EtcdServer
-from kvstore.server.http import MetricsHttp
+from kvstore.server.gateway import Gateway
+from kvstore.server.http import CORS, HttpServer
+from kvstore.server.http_sites import ClientSite, MetricsSite
 from kvstore.server.lessor import LeaseClock
 from kvstore.server.metrics import Metrics, new_metrics
 from kvstore.server.node import Node
@@ -151,6 +154,18 @@ def _server_credentials(tls: TLSConfig) -> grpc.ServerCredentials:
     )
 
 
+def _server_ssl(tls: TLSConfig) -> ssl.SSLContext:
+    """The client TLS settings for the HTTP port (the same certificate as gRPC's)."""
+    assert tls.cert_file is not None and tls.key_file is not None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.trusted_ca_file is not None:
+        context.load_verify_locations(tls.trusted_ca_file)
+    if tls.client_cert_auth:
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 def _peer_channel_credentials(tls: TLSConfig) -> grpc.ChannelCredentials | None:
     if not tls.enabled:
         return None
@@ -205,7 +220,10 @@ class Member:
         self._serving: bool | None = None
         self._grpc: grpc.aio.Server | None = None
         self._peer_grpc: grpc.aio.Server | None = None
-        self._http: MetricsHttp | None = None
+        self._metrics_http: HttpServer | None = None
+        self._client_http: HttpServer | None = None
+        self._servicers: dict[str, object] = {}
+        """Service name -> the servicer object gRPC calls; the HTTP gateway calls the same."""
         self._tasks: list[asyncio.Task[None]] = []
         self.stopped = asyncio.Event()
         self.failed = False
@@ -311,14 +329,26 @@ class Member:
         server = grpc.aio.server(options=options, interceptors=[RejectMalformed()])
         auth = AuthApi(self.server, cfg.bcrypt_cost)
         observer = Observer(self.metrics, CallIdentifier(auth, cfg.client_tls.client_cert_auth))
-        rpc_pb2_grpc.add_KVServicer_to_server(KVService(self.server, observer), server)
-        rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(self.server, observer), server)
-        rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(self.server, observer), server)
-        rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(self.server, observer), server)
-        rpc_pb2_grpc.add_MaintenanceServicer_to_server(
-            MaintenanceService(self.server, observer), server
-        )
-        rpc_pb2_grpc.add_AuthServicer_to_server(AuthService(auth, observer), server)
+        kv = KVService(self.server, observer)
+        watch = WatchService(self.server, observer)
+        lease = LeaseService(self.server, observer)
+        cluster = ClusterService(self.server, observer)
+        maintenance = MaintenanceService(self.server, observer)
+        auth_service = AuthService(auth, observer)
+        rpc_pb2_grpc.add_KVServicer_to_server(kv, server)
+        rpc_pb2_grpc.add_WatchServicer_to_server(watch, server)
+        rpc_pb2_grpc.add_LeaseServicer_to_server(lease, server)
+        rpc_pb2_grpc.add_ClusterServicer_to_server(cluster, server)
+        rpc_pb2_grpc.add_MaintenanceServicer_to_server(maintenance, server)
+        rpc_pb2_grpc.add_AuthServicer_to_server(auth_service, server)
+        self._servicers = {
+            "etcdserverpb.KV": kv,
+            "etcdserverpb.Watch": watch,
+            "etcdserverpb.Lease": lease,
+            "etcdserverpb.Cluster": cluster,
+            "etcdserverpb.Maintenance": maintenance,
+            "etcdserverpb.Auth": auth_service,
+        }
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for url in cfg.listen_client_urls:
             self._bind(server, url, cfg.client_tls, "--listen-client-urls")
@@ -343,16 +373,58 @@ class Member:
         except RuntimeError as exc:
             raise StartupError(f"{flag}: cannot listen on {url}: {exc}") from None
 
+    def probe_target(self) -> probes.Target:
+        """What the HTTP probes (/health, /livez, /readyz) look at."""
+
+        async def read(serializable: bool) -> object:
+            request = rpc_pb2.RangeRequest(
+                key=b"health", keys_only=True, limit=1, serializable=serializable
+            )
+            return await self.server.range(request)
+
+        def is_learner() -> bool:
+            me = self.server.sm.members.get(self.node.member_id)
+            return me is not None and me.is_learner
+
+        return probes.Target(
+            alarms=lambda: [alarm for _, alarm in self.server.sm.alarms],
+            leader=lambda: self.node.status().leader,
+            is_learner=is_learner,
+            read=read,
+            # etcd's request timeout: 5 s plus two election timeouts
+            timeout_s=5 + 2 * self.config.election_timeout_ms / 1000,
+        )
+
     async def _start_http(self) -> None:
-        self._http = MetricsHttp(self.metrics, self.health, self.ready)
-        for url in self.config.listen_metrics_urls:
-            _, host, port = parse_url("--listen-metrics-urls", url)
+        cfg = self.config
+        target = self.probe_target()
+        self._metrics_http = HttpServer(MetricsSite(self.metrics, target, self.health))
+        await self._listen(self._metrics_http, cfg.listen_metrics_urls, None, "metrics")
+        if cfg.listen_client_http_urls:
+            limit = cfg.max_request_bytes + GRPC_OVERHEAD_BYTES
+            gateway = Gateway(self._servicers, limit)
+            # JSON is larger than the protobuf it carries (base64 alone adds a third).
+            site = ClientSite(gateway, target, self.metrics, body_limit=4 * limit)
+            self._client_http = HttpServer(site, extra_headers=CORS, drain_limit=64 * 1024)
+            tls = _server_ssl(cfg.client_tls) if cfg.client_tls.enabled else None
+            await self._listen(self._client_http, cfg.listen_client_http_urls, tls, "client-http")
+            log.info(
+                "serving the etcd v3 JSON API, /health and /metrics over HTTP on %s "
+                "(gRPC stays on %s)",
+                ",".join(cfg.listen_client_http_urls),
+                ",".join(cfg.listen_client_urls),
+            )
+
+    async def _listen(
+        self, server: HttpServer, urls: tuple[str, ...], tls: ssl.SSLContext | None, name: str
+    ) -> None:
+        flag = f"--listen-{name}-urls"
+        for url in urls:
+            scheme, host, port = parse_url(flag, url)
             try:
-                await self._http.start(host, port)
+                await server.start(host, port, tls if scheme == "https" else None)
             except OSError as exc:
-                raise StartupError(
-                    f"--listen-metrics-urls: cannot listen on {url}: {exc}"
-                ) from None
+                raise StartupError(f"{flag}: cannot listen on {url}: {exc}") from None
 
     # -- running ----------------------------------------------------------------------------
 
@@ -468,6 +540,8 @@ class Member:
             grace = 0.0 if fatal else max(0.5, min(3.0, remaining - 2.0))
             if self._grpc is not None:
                 await self._grpc.stop(grace)
+            if self._client_http is not None:
+                await self._client_http.close()  # ends HTTP watch streams too
             for task in self._tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -476,8 +550,8 @@ class Member:
             if self._peer_grpc is not None:
                 await self._peer_grpc.stop(0.2)
             await self.server.transport.close()
-            if self._http is not None:
-                await self._http.close()
+            if self._metrics_http is not None:
+                await self._metrics_http.close()
             try:
                 await asyncio.to_thread(self.storage.close)
             except OSError as exc:

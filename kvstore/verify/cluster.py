@@ -96,6 +96,9 @@ class Member:
     """Variables added to the harness's environment for this member, at every start."""
     scheme: str = "http"
     """The scheme of the client and peer URLs: ``https`` when the member serves TLS."""
+    http_port: int = 0
+    """The port of ``--listen-client-http-urls`` (0: not served; etcd serves HTTP on its
+    client port and needs none)."""
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
 
@@ -115,6 +118,13 @@ class Member:
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}"
+
+    @property
+    def http_url(self) -> str:
+        """Where the v3 JSON API is served: the HTTP port, else the client URL."""
+        return (
+            f"{self.scheme}://{self.host}:{self.http_port}" if self.http_port else self.client_url
+        )
 
     @property
     def alive(self) -> bool:
@@ -140,6 +150,7 @@ class Member:
             "--initial-cluster", initial_cluster,
             "--initial-cluster-state", state,
             "--initial-cluster-token", token,
+            *(["--listen-client-http-urls", self.http_url] if self.http_port else []),
             *self.extra,
         ]  # fmt: skip
 
@@ -218,7 +229,8 @@ class LocalCluster:
     so a fault that needs it can target any member); ``scheme="https"`` with ``credentials``
     (for the client API) is for members started with TLS flags in ``extra``; ``hosts`` are
     the loopback addresses of the first members (e.g. those a certificate names) instead of
-    fresh ones.
+    fresh ones; ``client_http`` gives members of this store a ``--listen-client-http-urls``
+    port of their own (etcd's members serve HTTP on the client port anyway).
     """
 
     def __init__(
@@ -234,8 +246,10 @@ class LocalCluster:
         scheme: str = "http",
         credentials: grpc.ChannelCredentials | None = None,
         hosts: list[str] | None = None,
+        client_http: bool = False,
     ) -> None:
         self.root = root
+        self.client_http = client_http and kind is Kind.KVSTORE
         root.mkdir(parents=True, exist_ok=True)
         self.kind = kind
         self.token = cluster_name
@@ -269,6 +283,9 @@ class LocalCluster:
             client_port=like.client_port if like is not None else free_port(host),
             peer_port=like.peer_port if like is not None else free_port(host),
             metrics_port=like.metrics_port if like is not None else free_port(host),
+            http_port=(like.http_port if like is not None else free_port(host))
+            if self.client_http
+            else 0,
             data_dir=self.root / name,
             log_path=self.root / f"{name}.log",
             command=list(self.command),

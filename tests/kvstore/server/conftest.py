@@ -91,3 +91,13 @@ def etcdctl(etcdctl_path: str, cluster: LocalCluster) -> Etcdctl:
 def workdir(tmp_path: Path) -> Path:
     """A scratch directory."""
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def http_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A healthy 3-member cluster whose members also serve the HTTP JSON API
+    (``--listen-client-http-urls``, :attr:`Member.http_url`), shared by the modules that
+    test it (they leave three healthy members behind)."""
+    root = tmp_path_factory.mktemp("http")
+    with running(LocalCluster(root, 3, extra=RAFT_FLAGS, client_http=True)) as c:
+        yield c

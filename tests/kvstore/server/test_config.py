@@ -139,3 +139,19 @@ def test_auth_flags() -> None:
         with pytest.raises(ConfigError) as info:
             _config(argv)
         assert str(info.value).startswith(flag)
+
+
+def test_client_http_urls_are_off_by_default_and_need_their_own_port() -> None:
+    assert _config([]).listen_client_http_urls == ()
+    cfg = _config(["--listen-client-http-urls", "http://127.0.0.1:2382,http://[::1]:2382"])
+    assert cfg.listen_client_http_urls == ("http://127.0.0.1:2382", "http://[::1]:2382")
+    assert _config([], {"KVSTORE_LISTEN_CLIENT_HTTP_URLS": "http://h:9"}).listen_client_http_urls
+    with pytest.raises(ConfigError, match=r"^--listen-client-http-urls: .* gRPC server owns"):
+        _config(["--listen-client-urls", "http://0.0.0.0:2379",
+                 "--listen-client-http-urls", "http://127.0.0.1:2379"])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^--listen-client-http-urls: .*--listen-metrics"):
+        _config(["--listen-client-http-urls", "http://localhost:2381"])
+    with pytest.raises(ConfigError, match=r"^--listen-client-http-urls: .* is https but"):
+        _config(["--listen-client-http-urls", "https://localhost:2382"])
+    with pytest.raises(ConfigError, match=r"^--listen-client-http-urls: URL 'h:1' must start"):
+        _config(["--listen-client-http-urls", "h:1"])

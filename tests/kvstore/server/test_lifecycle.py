@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kvstore.client import SyncClient
@@ -107,12 +108,13 @@ def test_whole_cluster_restarts_from_its_data_dirs(cluster: LocalCluster) -> Non
 def test_dev_cluster_survives_its_leader_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     """The first thing a new user tries: kill the leader. The others keep serving, the dead
     member is reported with the command that restarts it, and that command works."""
-    ports = {kind: [free_port("127.0.0.1") for _ in range(3)] for kind in ("c", "p", "m")}
+    ports = {kind: [free_port("127.0.0.1") for _ in range(3)] for kind in ("c", "p", "m", "h")}
     proc = subprocess.Popen(
         [KVSTORE, "dev-cluster", "--nodes", "3", "--data-dir", str(tmp_path / "dev"),
          "--client-ports", ",".join(map(str, ports["c"])),
          "--peer-ports", ",".join(map(str, ports["p"])),
-         "--metrics-ports", ",".join(map(str, ports["m"]))],
+         "--metrics-ports", ",".join(map(str, ports["m"])),
+         "--client-http-ports", ",".join(map(str, ports["h"]))],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     restarted: subprocess.Popen[bytes] | None = None
@@ -132,6 +134,11 @@ def test_dev_cluster_survives_its_leader_and_stops_on_ctrl_c(tmp_path: Path) -> 
         while _kvstore("put", "dev", "ok", "--endpoints", ",".join(eps), check=False).returncode:
             assert time.monotonic() < deadline, "dev cluster never accepted a write"
             time.sleep(0.3)
+        # The banner's HTTP URL serves the JSON API.
+        http_url = f"http://127.0.0.1:{ports['h'][1]}"
+        assert http_url in text
+        got = httpx.post(f"{http_url}/v3/kv/range", json={"key": "ZGV2"}, timeout=10).json()
+        assert got["kvs"][0]["value"] == "b2s="  # "ok"
         with SyncClient(eps, timeout=10) as c:
             status = [c.status(ep) for ep in eps]
         leader = next(i for i, st in enumerate(status) if st.leader == st.header.member_id)

@@ -49,9 +49,9 @@ ETCD_METRICS = (
 )
 
 
-def _get(url: str) -> tuple[int, str]:
+def _get(url: str, timeout: float = 5) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return int(resp.status), resp.read().decode()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode()
@@ -102,10 +102,12 @@ def test_metrics_exist_and_move(cluster: LocalCluster) -> None:
 
 def test_health_endpoints_and_grpc_health(cluster: LocalCluster) -> None:
     for m in cluster.members:
-        for path in ("/healthz", "/readyz"):
+        for path in ("/healthz", "/health"):
             status, body = _get(m.metrics_url + path)
             assert status == 200
             assert json.loads(body)["health"] == "true"
+        assert _get(m.metrics_url + "/readyz") == (200, "ok\n")
+        assert _get(m.metrics_url + "/livez") == (200, "ok\n")
         with grpc.insecure_channel(m.endpoint) as channel:
             resp = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=5
@@ -125,6 +127,15 @@ def test_health_turns_false_without_a_quorum(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert status == 503
         assert json.loads(body)["reason"] == "no leader"
+        assert _get(survivor.metrics_url + "/health") == (
+            503,
+            '{"health":"false","reason":"RAFT NO LEADER"}\n',
+        )
+        # The linearizable read waits out the request timeout (5 s + 2 election timeouts).
+        status, body = _get(survivor.metrics_url + "/readyz", timeout=15)
+        assert status == 503
+        assert "[+]serializable_read ok\n[-]linearizable_read failed: etcdserver: " in body
+        assert _get(survivor.metrics_url + "/livez") == (200, "ok\n")  # it still reads
         with grpc.insecure_channel(survivor.endpoint) as channel:
             resp = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=5

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -108,7 +110,13 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Loca
         certificate_chain=pki.cert.read_bytes(),
     )
     cluster = LocalCluster(
-        root, 2, extra=[*RAFT_FLAGS, *flags], scheme="https", credentials=creds, hosts=hosts
+        root,
+        2,
+        extra=[*RAFT_FLAGS, *flags],
+        scheme="https",
+        credentials=creds,
+        hosts=hosts,
+        client_http=True,
     )
     with running(cluster):
         yield cluster, pki
@@ -180,6 +188,27 @@ def test_cli_tls_flags_are_checked(tls_cluster: tuple[LocalCluster, Pki]) -> Non
     # Server-authenticated TLS without a client certificate is refused by client-cert auth.
     no_client_cert = kvstore_cli("get", "k", *endpoint, "--cacert", str(pki.ca))
     assert no_client_cert.returncode == 1
+
+
+def test_http_api_over_tls_needs_a_client_certificate(
+    tls_cluster: tuple[LocalCluster, Pki],
+) -> None:
+    cluster, pki = tls_cluster
+    m = cluster.members[0]
+    assert m.http_url.startswith("https://")
+    context = ssl.create_default_context(cafile=pki.ca)
+    context.load_cert_chain(pki.cert, pki.key)
+    with httpx.Client(verify=context, timeout=10) as http:
+        put = http.post(m.http_url + "/v3/kv/put", json={"key": "dGxz", "value": "b2s="})
+        assert put.status_code == 200, put.text
+        assert http.get(m.http_url + "/health").json()["health"] == "true"
+    with (
+        httpx.Client(verify=ssl.create_default_context(cafile=pki.ca), timeout=10) as http,
+        pytest.raises(httpx.HTTPError),
+    ):
+        http.get(m.http_url + "/health")
+    with cluster.client() as c:
+        assert c.get(b"tls").kvs[0].value == b"ok"
 
 
 def test_certificate_common_name_is_the_user_once_auth_is_on(
