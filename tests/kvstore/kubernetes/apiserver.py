@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def apiserver_argv(config: ApiServerConfig) -> list[str]:
         f"--token-auth-file={config.token_file}",
         "--anonymous-auth=false",
         "--authorization-mode=AlwaysAllow",
-        f"--service-account-key-file={config.pki.service_account_key}",
+        f"--service-account-key-file={config.pki.service_account_public_key}",
         f"--service-account-signing-key-file={config.pki.service_account_key}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         "--service-cluster-ip-range=10.96.0.0/24",
@@ -95,6 +96,8 @@ class ApiServer:
         self.kubeconfig_path.write_text(kubeconfig(self.endpoint))
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.started_at = 0.0
+        """When the process was last started (time.monotonic())."""
 
     @property
     def alive(self) -> bool:
@@ -110,6 +113,7 @@ class ApiServer:
                 apiserver_argv(self.config), stdout=log, stderr=subprocess.STDOUT
             )
         self.starts += 1
+        self.started_at = time.monotonic()
         client = self.client()
         try:
             client.wait_ready(timeout, alive=lambda: self.alive)

@@ -31,7 +31,10 @@ class ApiServerPki:
     serving_cert: Path
     serving_key: Path
     service_account_key: Path
-    """A private key: the apiserver signs tokens with it and verifies them with its public half."""
+    """The private key the apiserver signs service-account tokens with."""
+    service_account_public_key: Path
+    """Its public half, which verifies them (the apiserver reads no public key out of a
+    PKCS #8 private key file)."""
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -99,11 +102,18 @@ def make_pki(root: Path, hosts: list[str]) -> ApiServerPki:
         serving_cert=root / "apiserver.pem",
         serving_key=root / "apiserver-key.pem",
         service_account_key=root / "service-account-key.pem",
+        service_account_public_key=root / "service-account.pub",
     )
     pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.serving_cert.write_bytes(serving.public_bytes(serialization.Encoding.PEM))
     pki.serving_key.write_bytes(_key_pem(serving_key))
-    pki.service_account_key.write_bytes(_key_pem(ec.generate_private_key(ec.SECP256R1())))
+    sa_key = ec.generate_private_key(ec.SECP256R1())
+    pki.service_account_key.write_bytes(_key_pem(sa_key))
+    pki.service_account_public_key.write_bytes(
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     for secret in (pki.serving_key, pki.service_account_key):
         secret.chmod(0o600)
     return pki

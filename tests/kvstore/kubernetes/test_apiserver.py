@@ -388,6 +388,31 @@ def write_loop(api: ApiClient, ns: str, log: WriteLog, stop: threading.Event) ->
             time.sleep(0.05)
 
 
+SENTINEL = "zz-last"
+"""The object written after the load, whose event ends the watch."""
+
+
+def watch_until(
+    api: ApiClient,
+    path: str,
+    resource_version: str,
+    last: str,
+    into: list[JsonObject],
+    failures: list[BaseException],
+) -> None:
+    """Collect a watch's events until the object named ``last`` is added; a failure is kept
+    for the test to report rather than lost in the thread."""
+    try:
+        for event in api.watch(path, resource_version, timeout_s=120):
+            into.append(event)
+            if event["object"]["metadata"]["name"] == last:
+                return
+    except Exception as exc:
+        failures.append(exc)
+    finally:
+        api.close()
+
+
 def write_stall(log: WriteLog, kill_at: float) -> float:
     """The longest time without an acknowledged write around the kill: from the last
     acknowledgement before ``kill_at`` to the first after it."""
@@ -419,7 +444,18 @@ def test_acknowledged_writes_survive_the_store_leader_being_killed(
     record_property: Callable[[str, object], None],
 ) -> None:
     log_start = len(apiserver.log_text())
-    writer_api = apiserver.client()
+    path = f"/api/v1/namespaces/{load_namespace}/configmaps"
+    writer_api, watch_api = apiserver.client(), apiserver.client()
+    # a client's watch, from before the first write to a last object written after the load
+    events: list[JsonObject] = []
+    watch_failures: list[BaseException] = []
+    start_rv = watch_api.ok("GET", path)["metadata"]["resourceVersion"]
+    watcher = threading.Thread(
+        target=watch_until,
+        args=(watch_api, path, start_rv, SENTINEL, events, watch_failures),
+        daemon=True,
+    )
+    watcher.start()
     log, stop = WriteLog(), threading.Event()
     writer = threading.Thread(target=write_loop, args=(writer_api, load_namespace, log, stop))
     writer.start()
@@ -439,7 +475,9 @@ def test_acknowledged_writes_survive_the_store_leader_being_killed(
     finally:
         stop.set()
         writer.join(timeout=30)
+        writer_api.ok("POST", path, configmap(SENTINEL))
         writer_api.close()
+        watcher.join(timeout=30)
 
     acked = {w[0] for w in log.acknowledged()}
     failed = [w for w in log.writes if w[3] != 201]
@@ -456,8 +494,15 @@ def test_acknowledged_writes_survive_the_store_leader_being_killed(
         pages = api.list_pages(f"/api/v1/namespaces/{load_namespace}/configmaps", limit=100)
     finally:
         api.close()
-    listed = {i["metadata"]["name"] for p in pages for i in p["items"]}
+    listed = {i["metadata"]["name"] for p in pages for i in p["items"]} - {SENTINEL}
     assert acked <= listed, f"acknowledged but lost: {sorted(acked - listed)}"
+    # the watch went on across the failover: every object once, in the order of creation
+    assert not watcher.is_alive() and not watch_failures, (
+        f"the watch ended early or not at all after {len(events)} events: {watch_failures}"
+    )
+    watched = [e["object"]["metadata"]["name"] for e in events]
+    assert {e["type"] for e in events} == {"ADDED"}
+    assert watched == [*sorted(listed), SENTINEL]
     prefix = f"{apiserver.config.etcd_prefix}/configmaps/{load_namespace}/"
     in_store = {k.removeprefix(prefix) for k in store_keys(store, prefix)}
     assert acked <= in_store
@@ -480,9 +525,36 @@ def test_acknowledged_writes_survive_the_store_leader_being_killed(
 
 
 # --- what the apiserver's etcd client thinks of the store --------------------------------------
+# Two known store defects, each pinned by a strict xfail: when the store is fixed, the test
+# passes, pytest reports it as XPASS(strict) and fails, and the marker has to go.
+
+KNOWN_PINGS_ISSUE = (
+    "known store issue: the store's gRPC server answers the etcd client's keepalive pings "
+    "(every 30 s on an idle connection) with GOAWAY too_many_pings; etcd accepts one every 5 s"
+)
+KNOWN_VERSION_ISSUE = (
+    "known store issue: the store reports version 3.5.0, below the 3.5.13 from which the "
+    "apiserver trusts etcd's progress notifications, so it turns off RequestWatchProgress "
+    "(consistent reads from its watch cache)"
+)
+KEEPALIVE_TIME_S = 30
+"""How long the apiserver's etcd client lets a connection idle before it pings
+(k8s.io/apiserver storagebackend/factory keepaliveTime)."""
 
 
-def test_apiserver_log_shows_no_keepalive_trouble(apiserver: ApiServer) -> None:
-    """Runs last: the log then covers every test above."""
+@pytest.mark.xfail(reason=KNOWN_VERSION_ISSUE, raises=AssertionError, strict=True)
+def test_apiserver_trusts_the_stores_watch_progress_notifications(apiserver: ApiServer) -> None:
+    findings = logscan.scan(apiserver.log_text())
+    assert findings.progress_notify_unsupported == [], findings.progress_notify_unsupported[0]
+
+
+@pytest.mark.xfail(reason=KNOWN_PINGS_ISSUE, raises=AssertionError, strict=True)
+def test_store_tolerates_the_etcd_clients_keepalive_pings(apiserver: ApiServer) -> None:
+    """Runs last, once the apiserver has been up long enough for three keepalive pings on
+    its idle connections (most of its watch caches see no traffic): a server that refuses
+    pings more often than every few minutes answers the third with GOAWAY too_many_pings,
+    which drops the connection and the watches on it."""
+    idle_for = 3 * KEEPALIVE_TIME_S + 15
+    time.sleep(max(0.0, apiserver.started_at + idle_for - time.monotonic()))
     findings = logscan.scan(apiserver.log_text())
     assert findings.too_many_pings == [], "\n".join(findings.too_many_pings[:5])

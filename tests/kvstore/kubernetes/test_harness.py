@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests import tooling
@@ -51,7 +52,9 @@ def test_klog_severity(line: str, severity: str | None) -> None:
 
 
 def config(tmp_path: Path, **changes: object) -> ApiServerConfig:
-    pki = ApiServerPki(tmp_path / "ca", tmp_path / "c", tmp_path / "k", tmp_path / "sa")
+    pki = ApiServerPki(
+        tmp_path / "ca", tmp_path / "c", tmp_path / "k", tmp_path / "sa", tmp_path / "sa.pub"
+    )
     fields: dict[str, object] = {
         "binary": "/bin/kube-apiserver",
         "etcd_servers": ["http://127.30.0.2:1", "http://127.30.0.3:2", "http://127.30.0.4:3"],
@@ -76,6 +79,7 @@ def test_apiserver_argv_names_every_member_and_binds_loopback_only(tmp_path: Pat
     assert flags["anonymous-auth"] == "false"
     assert flags["token-auth-file"] == str(tmp_path / "tokens.csv")
     assert flags["service-account-signing-key-file"] == str(tmp_path / "sa")
+    assert flags["service-account-key-file"] == str(tmp_path / "sa.pub")
 
 
 @pytest.mark.parametrize(
@@ -103,6 +107,10 @@ def test_pki_serves_loopback_and_keeps_keys_private(tmp_path: Path) -> None:
     assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
     for secret in (pki.serving_key, pki.service_account_key):
         assert secret.stat().st_mode & 0o777 == 0o600
+    # the public key file is the public half of the signing key
+    private = serialization.load_pem_private_key(pki.service_account_key.read_bytes(), None)
+    public = serialization.load_pem_public_key(pki.service_account_public_key.read_bytes())
+    assert private.public_key() == public
 
 
 def test_kubeconfig_points_kubectl_at_the_apiserver_with_the_token(tmp_path: Path) -> None:
