@@ -149,3 +149,20 @@ def test_build_script_refuses_an_unknown_binary() -> None:
     assert "unknown binary kube-proxy" in out.stderr
     usage = subprocess.run([SCRIPT], capture_output=True, text=True, check=False)
     assert usage.returncode == 1 and "usage:" in usage.stderr
+
+
+def test_a_missing_binary_skips_locally_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KVSTORE_KUBERNETES_CACHE", str(tmp_path))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="scripts/kubernetes build kubectl"):
+        tooling.require_kubernetes_binary("kubectl")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="has not been built"):
+        tooling.require_kubernetes_binary("kubectl")
+    built = tooling.kubernetes_bin_dir() / "kubectl"
+    built.parent.mkdir(parents=True)
+    built.write_text("#!/bin/sh\n")
+    built.chmod(0o755)
+    assert tooling.require_kubernetes_binary("kubectl") == str(built)
