@@ -87,3 +87,23 @@ def require_base_image() -> str:
     if result.returncode != 0:
         missing(f"the base image {tag} has not been built (scripts/build-base-image)")
     return tag
+
+
+KUBERNETES_CACHE = Path("/var/cache/kvstore-kubernetes")
+"""Where scripts/kubernetes keeps its builds unless KVSTORE_KUBERNETES_CACHE says otherwise."""
+
+
+def kubernetes_bin_dir() -> Path:
+    """The directory scripts/kubernetes builds the pinned Kubernetes version into (the same
+    rule as its ``path`` command: the cache root, the version, ``bin``)."""
+    root = os.environ.get("KVSTORE_KUBERNETES_CACHE") or str(KUBERNETES_CACHE)
+    return Path(root) / tool_pins()["KUBERNETES_VERSION"] / "bin"
+
+
+def require_kubernetes_binary(name: str) -> str:
+    """The path of the Kubernetes binary ``name`` (kube-apiserver, kubectl, ...) at the pinned
+    version, or skip/fail the calling test when it has not been built."""
+    path = kubernetes_bin_dir() / name
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        missing(f"{path} has not been built (scripts/kubernetes build {name})")
+    return str(path)
