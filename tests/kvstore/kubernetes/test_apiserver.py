@@ -553,30 +553,19 @@ def test_acknowledged_writes_survive_the_store_leader_being_killed(
 
 
 # --- what the apiserver's etcd client thinks of the store --------------------------------------
-# Two known store defects, each pinned by a strict xfail: when the store is fixed, the test
-# passes, pytest reports it as XPASS(strict) and fails, and the marker has to go.
+# The store reports etcd 3.5.13 and keeps its promise on progress notifications, so the
+# apiserver keeps RequestWatchProgress on; and it allows etcd's keepalive pings.
 
-KNOWN_PINGS_ISSUE = (
-    "known store issue: the store's gRPC server answers the etcd client's keepalive pings "
-    "(every 30 s on an idle connection) with GOAWAY too_many_pings; etcd accepts one every 5 s"
-)
-KNOWN_VERSION_ISSUE = (
-    "known store issue: the store reports version 3.5.0, below the 3.5.13 from which the "
-    "apiserver trusts etcd's progress notifications, so it turns off RequestWatchProgress "
-    "(consistent reads from its watch cache)"
-)
 KEEPALIVE_TIME_S = 30
 """How long the apiserver's etcd client lets a connection idle before it pings
 (k8s.io/apiserver storagebackend/factory keepaliveTime)."""
 
 
-@pytest.mark.xfail(reason=KNOWN_VERSION_ISSUE, raises=AssertionError, strict=True)
 def test_apiserver_trusts_the_stores_watch_progress_notifications(apiserver: ApiServer) -> None:
     findings = logscan.scan(apiserver.log_text())
     assert findings.progress_notify_unsupported == [], findings.progress_notify_unsupported[0]
 
 
-@pytest.mark.xfail(reason=KNOWN_PINGS_ISSUE, raises=AssertionError, strict=True)
 def test_store_tolerates_the_etcd_clients_keepalive_pings(apiserver: ApiServer) -> None:
     """Runs last, once the apiserver has been up long enough for three keepalive pings on
     its idle connections (most of its watch caches see no traffic): a server that refuses

@@ -329,6 +329,18 @@ def test_auth_state_survives_restart_and_snapshot_install(auth_cluster: LocalClu
     lagging.kill()
     with grpc.insecure_channel(auth_cluster.endpoints[0]) as channel:
         r = Caller(channel, root)
+        # The killed member may have been the leader: wait until the others write again (a
+        # put is safe to repeat, unlike UserAdd).
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r.kv.Put(rpc_pb2.PutRequest(key=b"app/fill", value=b"-"), metadata=r.metadata,
+                         timeout=5)  # fmt: skip
+                break
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         r.auth.UserAdd(
             rpc_pb2.AuthUserAddRequest(name="late", password="latepw"), metadata=r.metadata
         )
