@@ -5,8 +5,6 @@ the ``cryptography`` package, as an operator's own CA would issue them."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import ssl
 import subprocess
@@ -18,16 +16,13 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kvstore.api.gen.authpb import auth_pb2
 from kvstore.api.gen.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvstore.client import ClientError, SyncClient
 from kvstore.verify.cluster import RAFT_FLAGS, LocalCluster, next_host
 from tests.kvstore.server.conftest import running
+from tests.pki import SERVER_AND_CLIENT, ScratchCa, write_cert, write_key
 from tests.tooling import require_tool
 
 pytestmark = pytest.mark.slow
@@ -40,56 +35,13 @@ class Pki:
     key: Path
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
 def _make_pki(root: Path, ips: list[str]) -> Pki:
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kvstore test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kvstore member")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]),
-            critical=False,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca = ScratchCa("kvstore test CA")
+    cert, key = ca.issue("kvstore member", ips, SERVER_AND_CLIENT)
     pki = Pki(root / "ca.pem", root / "member.pem", root / "member-key.pem")
-    pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    pki.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(pki.key, key)
+    write_cert(pki.ca, ca.cert)
+    write_cert(pki.cert, cert)
+    write_key(pki.key, key)
     return pki
 
 
