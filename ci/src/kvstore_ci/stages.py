@@ -57,9 +57,10 @@ VENV = "/opt/kvstore"  # the project and its dev tools, as .venv on a developer 
 CHECKOV_VENV = "/opt/checkov"
 MYPY_CACHE = "/cache/mypy"
 # What runs outside the stage (scripts/test): the tests that need a Docker or a Dagger
-# engine, and the network partitions, which need the host's cgroup v2 hierarchy (a
-# container has none to write).
-DEFAULT_TEST_SELECTION = "not docker and not engine and not netfault"
+# engine, the network partitions, which need the host's cgroup v2 hierarchy (a
+# container has none to write), and the peer suites, which need Go, namespaces and the
+# clients that scripts/peers caches on the host.
+DEFAULT_TEST_SELECTION = "not docker and not engine and not netfault and not peers"
 # Debian packages of the stage's tool box: scripts/tools.env STAGE_DEBIAN_PACKAGES.
 STAGE_PACKAGES = (
     "prometheus",
