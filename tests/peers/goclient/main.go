@@ -502,6 +502,50 @@ func txnErrors(ctx context.Context, e *env) error {
 		rpctypes.ErrTooManyOps)
 }
 
+func kvOptionErrors(ctx context.Context, e *env) error {
+	if _, err := e.cli.Put(ctx, e.key("k"), "v"); err != nil {
+		return err
+	}
+	if err := wantErr(func() error {
+		_, err := e.cli.Put(ctx, e.key("k"), "new", clientv3.WithIgnoreValue())
+		return err
+	}(), rpctypes.ErrValueProvided); err != nil {
+		return err
+	}
+	lease, err := e.cli.Grant(ctx, 60)
+	if err != nil {
+		return err
+	}
+	return wantErr(func() error {
+		_, err := e.cli.Put(ctx, e.key("k"), "v", clientv3.WithIgnoreLease(), clientv3.WithLease(lease.ID))
+		return err
+	}(), rpctypes.ErrLeaseProvided)
+}
+
+func txnLeaseCompare(ctx context.Context, e *env) error {
+	lease, err := e.cli.Grant(ctx, 60)
+	if err != nil {
+		return err
+	}
+	if _, err = e.cli.Put(ctx, e.key("leased"), "v", clientv3.WithLease(lease.ID)); err != nil {
+		return err
+	}
+	if _, err = e.cli.Put(ctx, e.key("plain"), "v"); err != nil {
+		return err
+	}
+	resp, err := e.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.LeaseValue(e.key("leased")), "=", lease.ID),
+		clientv3.Compare(clientv3.LeaseValue(e.key("plain")), "=", clientv3.NoLease),
+	).Then(clientv3.OpGet(e.key("plain"))).Commit() // the get: linearizable on etcd too
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return fail("lease compares did not hold")
+	}
+	return nil
+}
+
 // ---- Compaction ----------------------------------------------------------------------
 
 func compactRevisions(ctx context.Context, e *env) error {
@@ -1249,14 +1293,20 @@ func txnRangeCompare(ctx context.Context, e *env) error {
 		return err
 	}
 	prefix := e.key("p/")
-	all, err := e.cli.Txn(ctx).If(clientv3.Compare(clientv3.Version(prefix), ">", 0).WithPrefix()).Commit()
+	// The get makes etcd serve the txn linearizably: etcd takes a txn whose ops are all
+	// serializable reads, none at all included, as serializable and answers it from the
+	// member's own state, which may not have the puts yet.
+	read := clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	all, err := e.cli.Txn(ctx).If(clientv3.Compare(clientv3.Version(prefix), ">", 0).WithPrefix()).
+		Then(read).Commit()
 	if err != nil {
 		return err
 	}
 	if !all.Succeeded {
 		return fail("version > 0 over the prefix did not hold")
 	}
-	some, err := e.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(prefix), "=", "1").WithPrefix()).Commit()
+	some, err := e.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(prefix), "=", "1").WithPrefix()).
+		Then(read).Commit()
 	if err != nil {
 		return err
 	}
@@ -1475,10 +1525,12 @@ var checks = []check{
 	{"kv.get_serializable", kvGetSerializable},
 	{"kv.delete_prefix_prev_kv", kvDeletePrefix},
 	{"kv.errors", kvErrors},
+	{"kv.option_errors", kvOptionErrors},
 	{"txn.compares", txnCompares},
 	{"txn.nested", txnNested},
 	{"txn.errors", txnErrors},
 	{"txn.range_compare", txnRangeCompare},
+	{"txn.lease_compare", txnLeaseCompare},
 	{"compact.revisions", compactRevisions},
 	{"compact.physical", compactPhysical},
 	{"watch.events_prev_kv", watchEvents},
