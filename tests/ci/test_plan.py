@@ -178,7 +178,7 @@ def test_test_runs_pytest_with_junit_in_the_pinned_image() -> None:
         "-m",
         "pytest",
         "-m",
-        "not docker and not engine and not netfault and not kubernetes",
+        "not docker and not engine and not netfault and not kubernetes and not peers",
         "-p",
         "no:cacheprovider",
         f"--junitxml={stages.JUNIT_REPORT}",

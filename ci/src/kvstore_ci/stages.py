@@ -58,9 +58,12 @@ CHECKOV_VENV = "/opt/checkov"
 MYPY_CACHE = "/cache/mypy"
 # What runs outside the stage (scripts/test): the tests that need a Docker or a Dagger
 # engine, the network partitions, which need the host's cgroup v2 hierarchy (a container
-# has none to write), and the Kubernetes tests, which need the kube-apiserver that
-# scripts/kubernetes builds from source (a build far too long for every stage run).
-DEFAULT_TEST_SELECTION = "not docker and not engine and not netfault and not kubernetes"
+# has none to write), the Kubernetes tests, which need the kube-apiserver that
+# scripts/kubernetes builds from source (a build far too long for every stage run), and
+# the peer suites, which need Go, namespaces and the clients scripts/peers caches.
+DEFAULT_TEST_SELECTION = (
+    "not docker and not engine and not netfault and not kubernetes and not peers"
+)
 # Debian packages of the stage's tool box: scripts/tools.env STAGE_DEBIAN_PACKAGES.
 STAGE_PACKAGES = (
     "prometheus",
