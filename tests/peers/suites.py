@@ -48,6 +48,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
 
 
+def etcdctl_path() -> Path:
+    """etcd's etcdctl at ``PEERS_ETCDCTL``, as scripts/peers builds it."""
+    return cache_dir() / f"etcdctl-{tool_pins()['PEERS_ETCDCTL']}" / "etcdctl"
+
+
 @dataclass(frozen=True)
 class Suite:
     """One peer suite.

@@ -469,7 +469,7 @@ def test_acknowledged_writes_survive_the_store_leader_being_killed(
     apiserver: ApiServer,
     store: LocalCluster,
     load_namespace: str,
-    record_property: Callable[[str, object], None],
+    record_testsuite_property: Callable[[str, object], None],
 ) -> None:
     log_start = len(apiserver.log_text())
     path = f"/api/v1/namespaces/{load_namespace}/configmaps"
@@ -510,9 +510,9 @@ def test_acknowledged_writes_survive_the_store_leader_being_killed(
     acked = {w[0] for w in log.acknowledged()}
     failed = [w for w in log.writes if w[3] != 201]
     stall = write_stall(log, kill_at)
-    record_property("leader_kill_write_stall_s", round(stall, 3))
-    record_property("writes_acknowledged", len(acked))
-    record_property("writes_failed", len(failed))
+    record_testsuite_property("leader_kill_write_stall_s", round(stall, 3))
+    record_testsuite_property("writes_acknowledged", len(acked))
+    record_testsuite_property("writes_failed", len(failed))
     print(f"\nleader kill: write stall {stall:.2f}s, {len(acked)} writes acknowledged, "
           f"{len(failed)} failed: {[(w[0], w[3]) for w in failed]}")  # fmt: skip
 
