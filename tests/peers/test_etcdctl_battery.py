@@ -114,10 +114,18 @@ _MASKS = [
     (re.compile(r"\b[0-9a-f]{12,16}\b"), "HEX"),
     (re.compile(r"\d+(\.\d+)?(ms|µs|s)\b"), "DURATION"),
     (re.compile(r"\d+"), "N"),
+    (re.compile(r" {2,}"), " "),  # table columns as wide as the values in them
+    (re.compile(r"-{3,}"), "---"),
 ]
 
 
-PER_MEMBER = {"endpoint status", "endpoint health", "endpoint hashkv", "member list"}
+PER_MEMBER = {
+    "endpoint status",
+    "endpoint health",
+    "endpoint hashkv",
+    "member list",
+    "member list table",
+}
 """Steps printing a line per member, in an order that depends on ids or timing."""
 
 
