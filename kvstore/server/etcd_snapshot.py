@@ -29,6 +29,7 @@ import json
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -283,23 +284,17 @@ def _versions(view: BucketView | None) -> Iterator[VersionRow]:
             yield (main, sub, kv.key, kv.create_revision, kv.version, kv.value, kv.lease)
 
 
-def _users(view: BucketView | None) -> tuple[auth_pb2.User, ...]:
-    out = []
-    for key, value in _plain(view, AUTH_USERS):
-        try:
-            out.append(auth_pb2.User.FromString(value))
-        except DecodeError:
-            raise EtcdSnapshotError(f"authUsers bucket: {key!r} does not decode") from None
-    return tuple(out)
+M = TypeVar("M", auth_pb2.User, auth_pb2.Role)
 
 
-def _roles(view: BucketView | None) -> tuple[auth_pb2.Role, ...]:
+def _messages(view: BucketView | None, bucket: bytes, kind: type[M]) -> tuple[M, ...]:
+    """Every value of an auth bucket, decoded as ``kind``."""
     out = []
-    for key, value in _plain(view, AUTH_ROLES):
+    for key, value in _plain(view, bucket):
         try:
-            out.append(auth_pb2.Role.FromString(value))
+            out.append(kind.FromString(value))
         except DecodeError:
-            raise EtcdSnapshotError(f"authRoles bucket: {key!r} does not decode") from None
+            raise EtcdSnapshotError(f"{bucket.decode()} bucket: {key!r} does not decode") from None
     return tuple(out)
 
 
@@ -366,8 +361,8 @@ def from_database(db: Database) -> EtcdState:
     auth = AuthSnapshot(
         enabled=auth_kv.get(AUTH_ENABLED) == b"\x01",
         revision=_meta_u64(auth_kv, AUTH, AUTH_REVISION),
-        users=_users(buckets.get(AUTH_USERS)),
-        roles=_roles(buckets.get(AUTH_ROLES)),
+        users=_messages(buckets.get(AUTH_USERS), AUTH_USERS, auth_pb2.User),
+        roles=_messages(buckets.get(AUTH_ROLES), AUTH_ROLES, auth_pb2.Role),
     )
     cluster = dict(_plain(buckets.get(CLUSTER), CLUSTER))
     last = versions[-1][0] if versions else 0
