@@ -78,11 +78,12 @@ if [ "$NODE_ROLE" = control-plane ]; then
         --authorization-kubeconfig /etc/kubernetes/scheduler.conf \
         --bind-address 127.0.0.1 --leader-elect=false
 else
-    # Pod network: one bridge per node with a static range; the other nodes' ranges are
-    # routed through their containers on the Docker network. Pod traffic leaving for
+    # Pod network: each pod a point-to-point link to the node (ptp), addresses from a static
+    # range per node, so all pod traffic is routed by the node (and seen by kube-proxy's
+    # rules); the other nodes' ranges are routed through their containers. Pod traffic leaving for
     # anything else is masqueraded behind the node's address (rules in this netns only).
     mkdir -p /etc/cni/net.d
-    sed "s#@POD_CIDR@#$POD_CIDR#" /etc/kvstore/10-bridge.conflist > /etc/cni/net.d/10-bridge.conflist
+    sed "s#@POD_CIDR@#$POD_CIDR#" /etc/kvstore/10-ptp.conflist > /etc/cni/net.d/10-ptp.conflist
     iptables -t nat -A POSTROUTING -s "$POD_CIDR" ! -d 10.244.0.0/16 -j MASQUERADE
     start containerd containerd --config /etc/containerd/config.toml
     for _ in $(seq 1 100); do [ -S /run/containerd/containerd.sock ] && break; sleep 0.2; done
@@ -90,6 +91,7 @@ else
         --kubeconfig /etc/kubernetes/kubelet.conf \
         --hostname-override "$NODE_NAME" --node-ip "$(hostname -i | awk '{print $1}')" \
         --node-labels "topology.kubernetes.io/zone=$NODE_ZONE"
+    start kube-proxy kube-proxy --config /etc/kvstore/kube-proxy.yaml --hostname-override "$NODE_NAME"
 fi
 
 # Stay up while the components run; a component that exits takes the node down, so that
