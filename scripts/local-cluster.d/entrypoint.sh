@@ -85,6 +85,9 @@ else
     mkdir -p /etc/cni/net.d
     sed "s#@POD_CIDR@#$POD_CIDR#" /etc/kvstore/10-ptp.conflist > /etc/cni/net.d/10-ptp.conflist
     iptables -t nat -A POSTROUTING -s "$POD_CIDR" ! -d 10.244.0.0/16 -j MASQUERADE
+    # A Service address kube-proxy has no rule for (a deleted Service) is refused here
+    # rather than routed out of the node to whatever answers beyond the host.
+    iptables -A FORWARD -d 10.96.0.0/16 -j REJECT
     start containerd containerd --config /etc/containerd/config.toml
     for _ in $(seq 1 100); do [ -S /run/containerd/containerd.sock ] && break; sleep 0.2; done
     start kubelet kubelet --config /etc/kvstore/kubelet.yaml \
