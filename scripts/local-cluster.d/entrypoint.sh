@@ -95,6 +95,16 @@ else
         --hostname-override "$NODE_NAME" --node-ip "$(hostname -i | awk '{print $1}')" \
         --node-labels "topology.kubernetes.io/zone=$NODE_ZONE"
     start kube-proxy kube-proxy --config /etc/kvstore/kube-proxy.yaml --hostname-override "$NODE_NAME"
+    # NetworkPolicy: kube-router's firewall only (the routes and Services are done above).
+    # It finds its node by name at start, so it waits for kubelet to register the node.
+    kube_router() {
+        until kubectl --kubeconfig /etc/kubernetes/kube-router.conf get node "$NODE_NAME" \
+            >/dev/null 2>&1; do sleep 1; done
+        exec kube-router --run-firewall=true --run-router=false --run-service-proxy=false \
+            --enable-cni=false --hostname-override "$NODE_NAME" \
+            --kubeconfig /etc/kubernetes/kube-router.conf
+    }
+    start kube-router kube_router
 fi
 
 # Stay up while the components run; a component that exits takes the node down, so that
