@@ -143,10 +143,10 @@ def test_tests_look_for_the_binaries_where_the_build_script_puts_them(
 
 def test_build_script_refuses_an_unknown_binary() -> None:
     out = subprocess.run(
-        [SCRIPT, "build", "kube-proxy"], capture_output=True, text=True, check=False
+        [SCRIPT, "build", "kube-nonesuch"], capture_output=True, text=True, check=False
     )
     assert out.returncode == 1
-    assert "unknown binary kube-proxy" in out.stderr
+    assert "unknown binary kube-nonesuch" in out.stderr
     usage = subprocess.run([SCRIPT], capture_output=True, text=True, check=False)
     assert usage.returncode == 1 and "usage:" in usage.stderr
 
