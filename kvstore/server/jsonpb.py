@@ -103,7 +103,7 @@ def _plan(descriptor: Descriptor) -> _Plan:
         for field in descriptor.fields:
             entry = field.message_type
             if field.is_repeated and entry is not None and entry.GetOptions().map_entry:
-                raise NotImplementedError("map fields do not occur in the etcd v3 API")
+                raise TypeError(f"{field.full_name}: map fields do not occur in the etcd v3 API")
             oneof = field.containing_oneof
             rows.append(
                 (
